@@ -1,0 +1,55 @@
+//! Command-line flags (clap derive). Flags beat the config file.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Parser;
+
+use super::{lua, BackendEntry, ConfigError, LogFormat, Settings};
+
+/// switchyard: consistent-hash HTTP routing for multi-tenant web app platforms.
+#[derive(Clone, Debug, Default, Parser)]
+#[command(name = "switchyard", version, about)]
+pub struct Flags {
+    /// Lua config file (returns a table of settings).
+    #[arg(long, value_name = "FILE.lua")]
+    pub config: Option<PathBuf>,
+    /// Proxy listen address [default: 127.0.0.1:8080].
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Add a backend `host:port` (repeatable), on top of the config's `backends`.
+    #[arg(long = "backend", value_name = "ADDR")]
+    pub backends: Vec<String>,
+    /// Start three demo backends on loopback and use them if the pool is empty.
+    #[arg(long)]
+    pub demo: bool,
+    /// Log format.
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub log_format: Option<LogFormat>,
+    /// Proxy worker threads [default: number of cores].
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
+}
+
+impl Flags {
+    /// Defaults, then the config file (if any), then these flags.
+    pub fn settings(&self) -> Result<Settings, ConfigError> {
+        let mut settings = match &self.config {
+            Some(path) => lua::load_file(path)?,
+            None => Settings::default(),
+        };
+        if let Some(listen) = self.listen {
+            settings.listen = listen;
+        }
+        if let Some(format) = self.log_format {
+            settings.log_format = format;
+        }
+        if let Some(workers) = self.workers {
+            settings.workers = Some(workers);
+        }
+        settings
+            .backends
+            .extend(self.backends.iter().cloned().map(BackendEntry::Address));
+        Ok(settings)
+    }
+}

@@ -1,0 +1,316 @@
+//! Configuration: defaults, then the Lua file, then flags (parse → validate).
+//!
+//! [`Settings`] is plain serde data with a default for every key; the Lua file
+//! ([`lua`]) and the flags ([`flags`]) only override. [`Settings::validate`]
+//! turns it into runtime values; nothing here runs on the request path, and
+//! nothing re-reads the file except an explicit reload.
+
+pub mod flags;
+pub mod lua;
+mod net;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::routing::{Backend, BackendAddr, BackendState, ReloadScope};
+
+pub use flags::Flags;
+pub use net::IpNet;
+
+/// Why the configuration was refused. The binary exits with code 2 on any of these.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read config file: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Lua(String),
+    #[error("{location}key `{key}`: {message}")]
+    Key {
+        location: String,
+        key: String,
+        message: String,
+    },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// Every setting, with its default. Field names are the Lua keys.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Proxy listen address.
+    pub listen: SocketAddr,
+    /// Proxy worker threads (default: number of cores).
+    pub workers: Option<usize>,
+    /// `text` or `json`.
+    pub log_format: LogFormat,
+    /// Initial backends: `"host:port"` or `{ address = "host:port", weight = 2 }`.
+    pub backends: Vec<BackendEntry>,
+    /// Where the reload-URL rule applies.
+    pub reload: ReloadSettings,
+    /// Peers (IPs or CIDRs) whose `X-Forwarded-*` headers are kept and appended to.
+    pub trusted_proxies: Vec<String>,
+    /// Forward request headers whose names contain `_` (off: they are dropped,
+    /// since WSGI/CGI backends confuse `X_Forwarded_For` with `X-Forwarded-For`).
+    pub forward_underscore_headers: bool,
+    /// Timeouts in seconds.
+    pub timeouts: Timeouts,
+    /// Size and count limits.
+    pub limits: Limits,
+    /// Backend failover.
+    pub failover: Failover,
+    /// Start the demo backends (`--demo` only; not a Lua key).
+    #[serde(skip)]
+    pub demo: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            workers: None,
+            log_format: LogFormat::Text,
+            backends: Vec::new(),
+            reload: ReloadSettings::default(),
+            trusted_proxies: Vec::new(),
+            forward_underscore_headers: false,
+            timeouts: Timeouts::default(),
+            limits: Limits::default(),
+            failover: Failover::default(),
+            demo: false,
+        }
+    }
+}
+
+/// One entry of `backends`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum BackendEntry {
+    /// `"host:port"` with weight 1.
+    Address(String),
+    /// `{ address = "host:port", weight = N }`.
+    Weighted {
+        address: String,
+        #[serde(default = "default_weight")]
+        weight: u32,
+    },
+}
+
+fn default_weight() -> u32 {
+    1
+}
+
+/// `reload = { control_hosts = { ... } }`.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReloadSettings {
+    /// If non-empty, the reload-URL rule applies only to requests for these hosts.
+    pub control_hosts: Vec<String>,
+}
+
+/// `timeouts = { ... }`, all in seconds (fractions allowed).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Timeouts {
+    /// A client must send a complete request head within this time.
+    pub header_read: f64,
+    /// An idle keep-alive client connection is closed after this time.
+    pub idle: f64,
+    /// Connecting to a backend.
+    pub connect: f64,
+    /// Waiting for a backend's response head (else `504`).
+    pub response_header: f64,
+    /// Idle pooled backend connections are closed after this time.
+    pub backend_idle: f64,
+    /// On SIGTERM/SIGINT, in-flight requests get this long to finish.
+    pub shutdown_grace: f64,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            header_read: 10.0,
+            idle: 60.0,
+            connect: 2.0,
+            response_header: 60.0,
+            backend_idle: 30.0,
+            shutdown_grace: 30.0,
+        }
+    }
+}
+
+/// `limits = { ... }`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Largest request head (request line + headers), else `431`.
+    pub max_header_bytes: usize,
+    /// Largest request body, else `413` (unset: no limit).
+    pub max_body_bytes: Option<u64>,
+    /// Open client connections; further clients wait in the listen backlog.
+    pub max_connections: usize,
+    /// Concurrent HTTP/2 streams per client connection.
+    pub h2_max_streams: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_header_bytes: 64 * 1024,
+            max_body_bytes: None,
+            max_connections: 10_000,
+            h2_max_streams: 100,
+        }
+    }
+}
+
+/// `failover = { tries = 2 }`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Failover {
+    /// Backends tried per request (the key's first N candidates).
+    pub tries: usize,
+}
+
+impl Default for Failover {
+    fn default() -> Self {
+        Failover { tries: 2 }
+    }
+}
+
+/// Validated runtime values derived from [`Settings`].
+#[derive(Clone, Debug)]
+pub struct ProxySettings {
+    pub header_read_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub connect_timeout: Duration,
+    pub response_header_timeout: Duration,
+    pub backend_idle_timeout: Duration,
+    pub shutdown_grace: Duration,
+    pub max_header_bytes: usize,
+    pub max_body_bytes: Option<u64>,
+    pub max_connections: usize,
+    pub h2_max_streams: u32,
+    pub tries: usize,
+    pub reload_scope: ReloadScope,
+    pub trusted_proxies: Vec<IpNet>,
+    pub forward_underscore_headers: bool,
+}
+
+impl Settings {
+    /// Check every value and derive the runtime settings and initial backends.
+    pub fn validate(&self) -> Result<(ProxySettings, Vec<Backend>), ConfigError> {
+        let t = &self.timeouts;
+        let secs = |name: &str, v: f64| {
+            if v.is_finite() && v > 0.0 && v < 1e9 {
+                Ok(Duration::from_secs_f64(v))
+            } else {
+                Err(ConfigError::Invalid(format!(
+                    "timeouts.{name} must be a positive number of seconds, got {v}"
+                )))
+            }
+        };
+        let l = &self.limits;
+        if !(8 * 1024..=16 * 1024 * 1024).contains(&l.max_header_bytes) {
+            return Err(ConfigError::Invalid(
+                "limits.max_header_bytes must be from 8192 to 16777216".into(),
+            ));
+        }
+        if l.max_connections == 0 || l.h2_max_streams == 0 {
+            return Err(ConfigError::Invalid(
+                "limits.max_connections and limits.h2_max_streams must be at least 1".into(),
+            ));
+        }
+        if !(1..=16).contains(&self.failover.tries) {
+            return Err(ConfigError::Invalid(
+                "failover.tries must be from 1 to 16".into(),
+            ));
+        }
+        if self.workers == Some(0) {
+            return Err(ConfigError::Invalid("workers must be at least 1".into()));
+        }
+        let control_hosts = self
+            .reload
+            .control_hosts
+            .iter()
+            .map(|h| {
+                crate::routing::key::normalize_host(h.as_bytes()).map_err(|_| {
+                    ConfigError::Invalid(format!("reload.control_hosts: {h:?} is not a valid host"))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let trusted_proxies = self
+            .trusted_proxies
+            .iter()
+            .map(|p| {
+                p.parse()
+                    .map_err(|e| ConfigError::Invalid(format!("trusted_proxies: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let proxy = ProxySettings {
+            header_read_timeout: secs("header_read", t.header_read)?,
+            idle_timeout: secs("idle", t.idle)?,
+            connect_timeout: secs("connect", t.connect)?,
+            response_header_timeout: secs("response_header", t.response_header)?,
+            backend_idle_timeout: secs("backend_idle", t.backend_idle)?,
+            shutdown_grace: secs("shutdown_grace", t.shutdown_grace)?,
+            max_header_bytes: l.max_header_bytes,
+            max_body_bytes: l.max_body_bytes,
+            max_connections: l.max_connections,
+            h2_max_streams: l.h2_max_streams,
+            tries: self.failover.tries,
+            reload_scope: if control_hosts.is_empty() {
+                ReloadScope::AnyHost
+            } else {
+                ReloadScope::ControlHosts(control_hosts)
+            },
+            trusted_proxies,
+            forward_underscore_headers: self.forward_underscore_headers,
+        };
+        Ok((proxy, self.initial_backends()?))
+    }
+
+    /// The `backends` list as pool members, deduplicated by canonical address.
+    fn initial_backends(&self) -> Result<Vec<Backend>, ConfigError> {
+        let mut out: Vec<Backend> = Vec::new();
+        for entry in &self.backends {
+            let (address, weight) = match entry {
+                BackendEntry::Address(a) => (a, 1),
+                BackendEntry::Weighted { address, weight } => (address, *weight),
+            };
+            let address: BackendAddr = address
+                .parse()
+                .map_err(|e| ConfigError::Invalid(format!("backends: {e}")))?;
+            if !(1..=crate::routing::pool::MAX_WEIGHT).contains(&weight) {
+                return Err(ConfigError::Invalid(format!(
+                    "backends: {address} has weight {weight}; weights must be 1 to 1000"
+                )));
+            }
+            if out.iter().any(|b| b.address == address) {
+                continue;
+            }
+            out.push(Backend {
+                id: format!("b{}", out.len() + 1),
+                address,
+                weight,
+                state: BackendState::Active,
+            });
+        }
+        Ok(out)
+    }
+}

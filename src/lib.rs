@@ -1,0 +1,24 @@
+//! # switchyard
+//!
+//! An HTTP routing layer: each request's routing key (its domain) is mapped by
+//! consistent hashing to one backend of a live pool.
+//!
+//! # Layout (in the order a request meets it)
+//! - [`proxy`]: accepts client connections (HTTP/1.x, h2c), enforces limits and
+//!   timeouts, runs the request phases and streams bodies to and from backends.
+//! - [`routing`]: the routing key, backend addresses, the consistent-hash table
+//!   and the immutable pool snapshot; pure code, no I/O.
+//! - [`config`]: settings from defaults, the Lua file and flags (parse → validate).
+//! - [`demo`]: three built-in demo backends for `--demo`.
+//! - [`run`](crate::run): wires it all together: build the pool, bind, serve
+//!   until the shutdown token fires.
+
+#![forbid(unsafe_code)]
+
+mod app;
+pub mod config;
+pub mod demo;
+pub mod proxy;
+pub mod routing;
+
+pub use app::{run, App};

@@ -1,0 +1,277 @@
+//! The client socket as hyper sees it, with our deadlines and head checks.
+//!
+//! Why a wrapper: hyper's own `header_read_timeout` also runs while a
+//! keep-alive connection waits for its next request (so it cannot be both a
+//! 10 s header timeout and a 60 s idle timeout), and hyper-util's auto builder
+//! reads the HTTP/2 preface with no timeout at all. Here one deadline is armed
+//! whenever a read is pending and no request is in flight:
+//!
+//! | phase | deadline |
+//! | --- | --- |
+//! | connection accepted, or part of a request head read | `header_read` from the first byte / accept |
+//! | idle between requests | `idle` from the end of the last response |
+//! | a request in flight | none (the backend timeouts apply) |
+//!
+//! A missed deadline ends the connection (like nginx, no `408` is sent).
+//! For HTTP/1 the wrapper also hands every head it reads while idle to
+//! [`framing::check_head`], since hyper hides ambiguous framing (see there).
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::{Instant, Sleep};
+
+use super::framing::{self, FramingError};
+
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// State shared between a connection's I/O wrapper and its request handler.
+#[derive(Debug, Default)]
+pub struct ConnShared {
+    in_flight: AtomicUsize,
+    framing_error: Mutex<Option<FramingError>>,
+}
+
+impl ConnShared {
+    /// Mark a request as started; the returned guard ends it when dropped
+    /// (after the response body has been sent or abandoned).
+    pub fn start_request(self: &Arc<Self>) -> InFlight {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        InFlight(Arc::clone(self))
+    }
+
+    /// The framing problem found in the head of the request now starting, if any.
+    pub fn take_framing_error(&self) -> Option<FramingError> {
+        self.framing_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+    }
+
+    fn busy(&self) -> bool {
+        self.in_flight.load(Ordering::Acquire) > 0
+    }
+}
+
+/// Keeps a request counted as in flight until dropped.
+#[derive(Debug)]
+pub struct InFlight(Arc<ConnShared>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Protocol {
+    Sniffing,
+    Http1,
+    Http2,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// Waiting for (the rest of) a request head since `Instant`.
+    Head(Instant),
+    /// Idle since `Instant`.
+    Idle(Instant),
+    Busy,
+}
+
+/// Timeouts applied by [`ClientIo`].
+#[derive(Clone, Copy, Debug)]
+pub struct Deadlines {
+    pub header_read: Duration,
+    pub idle: Duration,
+    /// Largest head scanned for framing problems (hyper refuses larger ones).
+    pub max_head: usize,
+}
+
+/// A client stream with phase deadlines and HTTP/1 head checks.
+pub struct ClientIo<T> {
+    inner: T,
+    shared: Arc<ConnShared>,
+    deadlines: Deadlines,
+    protocol: Protocol,
+    phase: Phase,
+    sniffed: Vec<u8>,
+    /// Bytes of the current head (HTTP/1, only while not busy).
+    head: Vec<u8>,
+    head_done: bool,
+    timer: Option<Pin<Box<Sleep>>>,
+    timer_at: Option<Instant>,
+}
+
+impl<T> ClientIo<T> {
+    /// Wrap a freshly accepted stream.
+    pub fn new(inner: T, shared: Arc<ConnShared>, deadlines: Deadlines) -> Self {
+        ClientIo {
+            inner,
+            shared,
+            deadlines,
+            protocol: Protocol::Sniffing,
+            phase: Phase::Head(Instant::now()),
+            sniffed: Vec::new(),
+            head: Vec::new(),
+            head_done: false,
+            timer: None,
+            timer_at: None,
+        }
+    }
+
+    /// Update the phase from the shared in-flight count.
+    fn refresh_phase(&mut self) {
+        match (self.shared.busy(), self.phase) {
+            (true, _) => {
+                self.phase = Phase::Busy;
+                self.head.clear();
+                self.head_done = false;
+            }
+            (false, Phase::Busy) => self.phase = Phase::Idle(Instant::now()),
+            (false, _) => {}
+        }
+    }
+
+    fn on_bytes(&mut self, bytes: &[u8]) {
+        if self.protocol == Protocol::Sniffing {
+            let want = H2_PREFACE.len() - self.sniffed.len();
+            self.sniffed
+                .extend_from_slice(&bytes[..bytes.len().min(want)]);
+            if !H2_PREFACE.starts_with(&self.sniffed) {
+                self.protocol = Protocol::Http1;
+            } else if self.sniffed.len() == H2_PREFACE.len() {
+                self.protocol = Protocol::Http2;
+            }
+        }
+        if self.protocol == Protocol::Http2 || self.phase == Phase::Busy || self.head_done {
+            return;
+        }
+        if let Phase::Idle(_) = self.phase {
+            self.phase = Phase::Head(Instant::now());
+        }
+        // Common case: the whole head arrived in one read; check it in place.
+        if self.head.is_empty() {
+            if let Some(end) = framing::head_end(bytes) {
+                self.finish_head(&bytes[..end]);
+                return;
+            }
+        }
+        let room = (self.deadlines.max_head + 4).saturating_sub(self.head.len());
+        self.head.extend_from_slice(&bytes[..bytes.len().min(room)]);
+        if let Some(end) = framing::head_end(&self.head) {
+            let head = std::mem::take(&mut self.head);
+            self.finish_head(&head[..end]);
+        }
+    }
+
+    fn finish_head(&mut self, head: &[u8]) {
+        self.head_done = true;
+        if let Err(problem) = framing::check_head(head) {
+            *self
+                .shared
+                .framing_error
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()) = Some(problem);
+        }
+    }
+
+    /// The deadline for a pending read, if one applies now.
+    fn deadline(&self) -> Option<Instant> {
+        match self.phase {
+            Phase::Busy => None,
+            // An HTTP/2 connection with no stream open is idle, whatever
+            // control frames (PING, SETTINGS) arrive.
+            Phase::Head(since) | Phase::Idle(since) if self.protocol == Protocol::Http2 => {
+                Some(since + self.deadlines.idle)
+            }
+            Phase::Head(since) => Some(since + self.deadlines.header_read),
+            Phase::Idle(since) => Some(since + self.deadlines.idle),
+        }
+    }
+
+    /// Poll the armed deadline; `Ready` means it passed.
+    fn poll_deadline(&mut self, cx: &mut Context<'_>, at: Instant) -> Poll<()> {
+        if self.timer_at != Some(at) {
+            match &mut self.timer {
+                Some(timer) => timer.as_mut().reset(at),
+                None => self.timer = Some(Box::pin(tokio::time::sleep_until(at))),
+            }
+            self.timer_at = Some(at);
+        }
+        match &mut self.timer {
+            Some(timer) => timer.as_mut().poll(cx),
+            None => Poll::Pending,
+        }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for ClientIo<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        this.refresh_phase();
+        let before = buf.filled().len();
+        match Pin::new(&mut this.inner).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                let filled = &buf.filled()[before..];
+                if !filled.is_empty() {
+                    this.on_bytes(filled);
+                }
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => {
+                let Some(at) = this.deadline() else {
+                    return Poll::Pending;
+                };
+                match this.poll_deadline(cx, at) {
+                    Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "client deadline passed",
+                    ))),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+        }
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for ClientIo<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}

@@ -1,0 +1,289 @@
+//! One proxied request, in named phases that read top to bottom:
+//! [`routing_key_of`] → [`pick_backend`] → [`prepare_request`] → `forward`
+//! → [`prepare_response`] → `log`.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use http::{header, HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::upgrade::OnUpgrade;
+use hyper_util::rt::TokioIo;
+
+use super::body::{ResponseBody, SentSignal};
+use super::client_io::{ConnShared, InFlight};
+use super::error::ProxyError;
+use super::headers;
+use super::upstream::{Checkout, UpstreamBody, Upstreams};
+use crate::config::ProxySettings;
+use crate::routing::{
+    routing_key, Backend, BackendPool, KeyError, KeyInput, ReloadScope, RoutingKey, Rule, Snapshot,
+};
+
+/// Everything the request path reads: the pool, the settings, the connections.
+#[derive(Debug)]
+pub struct Proxy {
+    pub pool: Arc<BackendPool>,
+    pub settings: Arc<ProxySettings>,
+    pub upstreams: Arc<Upstreams>,
+}
+
+/// The hyper service entry point for one request.
+pub async fn handle(
+    proxy: Arc<Proxy>,
+    conn: Arc<ConnShared>,
+    peer: SocketAddr,
+    req: Request<Incoming>,
+) -> Result<Response<ResponseBody>, Infallible> {
+    let in_flight = conn.start_request();
+    let started = Instant::now();
+    let method = req.method().clone();
+    let response = match proxy.proxy_request(&conn, peer, req).await {
+        Ok(response) => response,
+        Err(err) => {
+            tracing::debug!(%peer, %method, error = %err, "answered by the proxy");
+            err.into_response()
+        }
+    };
+    tracing::trace!(
+        status = response.status().as_u16(),
+        elapsed_us = started.elapsed().as_micros() as u64,
+        "done"
+    );
+    Ok(response.map(|body| ResponseBody::new(body, Some(in_flight))))
+}
+
+impl Proxy {
+    async fn proxy_request(
+        &self,
+        conn: &Arc<ConnShared>,
+        peer: SocketAddr,
+        mut req: Request<Incoming>,
+    ) -> Result<Response<UpstreamBody>, ProxyError> {
+        if let Some(problem) = conn.take_framing_error() {
+            return Err(problem.into());
+        }
+        if req.method() == Method::CONNECT {
+            return Err(ProxyError::Connect);
+        }
+        let (key, rule) = routing_key_of(&req, &self.settings.reload_scope)?;
+        let snapshot = self.pool.load();
+        let first = pick_backend(&snapshot, &key)?;
+        let client_upgrade = (req.version() == Version::HTTP_11
+            && headers::wants_upgrade(req.headers()))
+        .then(|| hyper::upgrade::on(&mut req));
+        let (req, body_sent) =
+            prepare_request(req, peer, &self.settings, client_upgrade.is_some())?;
+        let (backend, mut response) = self.forward(&snapshot, &key, first, req, body_sent).await?;
+        let upgraded = response.status() == StatusCode::SWITCHING_PROTOCOLS;
+        if let (true, Some(client)) = (upgraded, client_upgrade) {
+            let backend_side = hyper::upgrade::on(&mut response);
+            tokio::spawn(tunnel(client, backend_side, conn.start_request()));
+        }
+        tracing::debug!(%peer, key = key.as_str(), rule = rule.as_str(), backend = %backend.address,
+            status = response.status().as_u16(), "proxied");
+        Ok(prepare_response(response, upgraded))
+    }
+
+    /// Send `req` to the key's first candidate that accepts a connection.
+    async fn forward(
+        &self,
+        snapshot: &Snapshot,
+        key: &RoutingKey,
+        first: Arc<Backend>,
+        req: Request<UpstreamBody>,
+        body_sent: tokio::sync::oneshot::Receiver<()>,
+    ) -> Result<(Arc<Backend>, Response<Incoming>), ProxyError> {
+        let tries = self.settings.tries;
+        let mut backend = first;
+        let mut fallbacks: Option<Vec<Arc<Backend>>> = None;
+        for attempt in 1..=tries {
+            match self.upstreams.checkout(&backend.address).await {
+                Ok(checkout) => {
+                    let response = self.exchange(&backend, checkout, req, body_sent).await?;
+                    return Ok((backend, response));
+                }
+                Err(err) => {
+                    tracing::warn!(backend = %backend.address, %err, attempt, "backend unreachable; trying the next candidate");
+                    let list = fallbacks.get_or_insert_with(|| {
+                        snapshot
+                            .candidates(key, tries)
+                            .into_iter()
+                            .cloned()
+                            .collect()
+                    });
+                    match list.get(attempt) {
+                        Some(next) => backend = Arc::clone(next),
+                        None => break,
+                    }
+                }
+            }
+        }
+        Err(ProxyError::BadGateway)
+    }
+
+    /// One request/response exchange on a checked-out connection.
+    async fn exchange(
+        &self,
+        backend: &Backend,
+        checkout: Checkout,
+        req: Request<UpstreamBody>,
+        body_sent: tokio::sync::oneshot::Receiver<()>,
+    ) -> Result<Response<Incoming>, ProxyError> {
+        let Checkout { mut sender, .. } = checkout;
+        let response = sender.send_request(req);
+        tokio::pin!(response);
+        // The response-header timeout starts once the request body is sent
+        // (or as soon as the backend answers early).
+        let early = tokio::select! {
+            result = &mut response => Some(result),
+            _ = body_sent => None,
+        };
+        let result = match early {
+            Some(result) => result,
+            None => tokio::time::timeout(self.settings.response_header_timeout, response)
+                .await
+                .map_err(|_| ProxyError::GatewayTimeout)?,
+        };
+        let response = result.map_err(|err| classify_send_error(backend, &err))?;
+        if response.status() != StatusCode::SWITCHING_PROTOCOLS {
+            Upstreams::checkin(&self.upstreams, backend.address.clone(), sender);
+        }
+        Ok(response)
+    }
+}
+
+fn classify_send_error(backend: &Backend, err: &hyper::Error) -> ProxyError {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = source {
+        if e.is::<http_body_util::LengthLimitError>() {
+            return ProxyError::BodyTooLarge;
+        }
+        source = e.source();
+    }
+    tracing::warn!(backend = %backend.address, %err, "backend exchange failed");
+    ProxyError::BadGateway
+}
+
+/// Phase 1: the routing key, from the request's target, `Host` and path.
+pub fn routing_key_of<B>(
+    req: &Request<B>,
+    scope: &ReloadScope,
+) -> Result<(RoutingKey, Rule), KeyError> {
+    let mut hosts = req
+        .headers()
+        .get_all(header::HOST)
+        .iter()
+        .map(HeaderValue::as_bytes);
+    let first_two = [hosts.next(), hosts.next()];
+    let host_headers: &[&[u8]] = match first_two {
+        [None, _] => &[],
+        [Some(a), None] => &[a][..],
+        [Some(a), Some(b)] => &[a, b][..],
+    };
+    let authority = req.uri().authority().map(|a| a.as_str().as_bytes());
+    let is_h2 = req.version() == Version::HTTP_2;
+    let input = KeyInput {
+        absolute_authority: if is_h2 { None } else { authority },
+        h2_authority: if is_h2 { authority } else { None },
+        host_headers,
+        path: req.uri().path().as_bytes(),
+    };
+    routing_key(&input, scope)
+}
+
+/// Phase 2: the key's backend, or `503` when none is active.
+pub fn pick_backend(snapshot: &Snapshot, key: &RoutingKey) -> Result<Arc<Backend>, ProxyError> {
+    snapshot.pick(key).cloned().ok_or(ProxyError::NoBackends)
+}
+
+/// Phase 3: the request as the backend sees it: same method, path, query,
+/// `Host` and body; origin-form target; hop-by-hop headers removed;
+/// `X-Forwarded-*` set. Returns a receiver that fires once the body is sent.
+pub fn prepare_request(
+    req: Request<Incoming>,
+    peer: SocketAddr,
+    settings: &ProxySettings,
+    upgrade: bool,
+) -> Result<(Request<UpstreamBody>, tokio::sync::oneshot::Receiver<()>), ProxyError> {
+    let (mut parts, body) = req.into_parts();
+    if let (Some(limit), Some(length)) = (settings.max_body_bytes, declared_length(&parts.headers))
+    {
+        if length > limit {
+            return Err(ProxyError::BodyTooLarge);
+        }
+    }
+    let host = match parts.headers.get(header::HOST) {
+        Some(host) => host.clone(),
+        // HTTP/2 carries the host in `:authority`; HTTP/1.1 backends need `Host`.
+        None => parts
+            .uri
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+            .ok_or(ProxyError::Key(KeyError::MissingHost))?,
+    };
+    headers::remove_hop_by_hop(&mut parts.headers, upgrade);
+    if !settings.forward_underscore_headers {
+        headers::remove_underscore_headers(&mut parts.headers);
+    }
+    headers::set_forwarded(
+        &mut parts.headers,
+        peer.ip(),
+        Some(&host),
+        &settings.trusted_proxies,
+    );
+    if parts.version == Version::HTTP_2 {
+        headers::join_cookies(&mut parts.headers);
+    }
+    parts.headers.insert(header::HOST, host);
+    parts.uri = origin_form(&parts.uri);
+    parts.version = Version::HTTP_11;
+    let body: UpstreamBody = match settings.max_body_bytes {
+        Some(limit) => Limited::new(body, limit as usize).boxed(),
+        None => body.map_err(Into::into).boxed(),
+    };
+    let (body, sent) = SentSignal::new(body);
+    Ok((Request::from_parts(parts, body.boxed()), sent))
+}
+
+fn declared_length(headers: &http::HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}
+
+fn origin_form(uri: &Uri) -> Uri {
+    match uri.path_and_query() {
+        Some(pq) if uri.authority().is_some() => Uri::from(pq.clone()),
+        Some(_) => uri.clone(),
+        None => Uri::from_static("/"),
+    }
+}
+
+/// Phase 5: the backend's response with hop-by-hop headers removed.
+pub fn prepare_response(response: Response<Incoming>, upgraded: bool) -> Response<UpstreamBody> {
+    let (mut parts, body) = response.into_parts();
+    headers::remove_hop_by_hop(&mut parts.headers, upgraded);
+    Response::from_parts(parts, body.map_err(Into::into).boxed())
+}
+
+/// Copy bytes both ways between an upgraded client and backend connection.
+async fn tunnel(client: OnUpgrade, backend: OnUpgrade, _in_flight: InFlight) {
+    let (client, backend) = match tokio::try_join!(client, backend) {
+        Ok(pair) => pair,
+        Err(err) => {
+            tracing::debug!(%err, "upgrade did not complete");
+            return;
+        }
+    };
+    let (mut client, mut backend) = (TokioIo::new(client), TokioIo::new(backend));
+    if let Err(err) = tokio::io::copy_bidirectional(&mut client, &mut backend).await {
+        tracing::debug!(%err, "tunnel ended with an error");
+    }
+}

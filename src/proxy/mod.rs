@@ -1,0 +1,138 @@
+//! The data plane: client connections in, backend connections out.
+//!
+//! - [`serve`]: the accept loop (connection limit, TCP_NODELAY, one task per
+//!   connection, graceful shutdown).
+//! - [`client_io`]: per-connection deadlines and HTTP/1 head checks.
+//! - [`framing`]: ambiguous framing hyper would accept.
+//! - [`handler`]: the request phases.
+//! - [`headers`]: hop-by-hop and `X-Forwarded-*` rewriting.
+//! - [`upstream`]: the keep-alive pool of backend connections.
+//! - [`body`], [`error`]: body wrappers; errors and their responses.
+//!
+//! It reads the membership only through [`crate::routing::BackendPool::load`]
+//! and never touches the config file, the database or the admin API.
+
+pub mod body;
+pub mod client_io;
+pub mod error;
+pub mod framing;
+pub mod handler;
+pub mod headers;
+pub mod upstream;
+
+use std::sync::Arc;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+pub use handler::Proxy;
+
+use client_io::{ClientIo, ConnShared, Deadlines};
+
+/// Serve proxied HTTP on `listener` until `shutdown` fires, then stop
+/// accepting and give open connections `shutdown_grace` to finish.
+pub async fn serve(
+    listener: TcpListener,
+    proxy: Arc<Proxy>,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let settings = Arc::clone(&proxy.settings);
+    let builder = connection_builder(&settings);
+    let deadlines = Deadlines {
+        header_read: settings.header_read_timeout,
+        idle: settings.idle_timeout,
+        max_head: settings.max_header_bytes,
+    };
+    let permits = Arc::new(Semaphore::new(settings.max_connections));
+    let graceful = GracefulShutdown::new();
+    let reaper = spawn_pool_reaper(Arc::clone(&proxy), shutdown.clone());
+
+    loop {
+        let permit = tokio::select! {
+            permit = Arc::clone(&permits).acquire_owned() => permit.expect("semaphore is never closed"),
+            () = shutdown.cancelled() => break,
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(err) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!(%err, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = shutdown.cancelled() => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let shared = Arc::new(ConnShared::default());
+        let io = TokioIo::new(ClientIo::new(stream, Arc::clone(&shared), deadlines));
+        let proxy = Arc::clone(&proxy);
+        let service = service_fn(move |req| {
+            handler::handle(Arc::clone(&proxy), Arc::clone(&shared), peer, req)
+        });
+        let conn = graceful.watch(
+            builder
+                .serve_connection_with_upgrades(io, service)
+                .into_owned(),
+        );
+        tokio::spawn(async move {
+            if let Err(err) = conn.await {
+                tracing::debug!(%peer, %err, "client connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+
+    drop(listener);
+    reaper.abort();
+    tracing::info!("proxy stopped accepting; waiting for in-flight requests");
+    tokio::select! {
+        () = graceful.shutdown() => tracing::info!("all client connections closed"),
+        () = tokio::time::sleep(settings.shutdown_grace) => {
+            tracing::warn!(grace = ?settings.shutdown_grace, "grace period over; closing remaining connections");
+        }
+    }
+    Ok(())
+}
+
+/// HTTP/1.1 + h2c with our limits. The head-size limit is hyper's read
+/// buffer limit (a larger head gets `431`); hyper's header timer is off
+/// because [`ClientIo`] enforces header-read and idle deadlines itself.
+fn connection_builder(settings: &crate::config::ProxySettings) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(None)
+        .max_buf_size(settings.max_header_bytes)
+        .keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(settings.h2_max_streams)
+        .max_header_list_size(u32::try_from(settings.max_header_bytes).unwrap_or(u32::MAX));
+    builder
+}
+
+fn spawn_pool_reaper(
+    proxy: Arc<Proxy>,
+    shutdown: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let period =
+            (proxy.settings.backend_idle_timeout / 2).max(std::time::Duration::from_millis(100));
+        let mut tick = tokio::time::interval(period);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => proxy.upstreams.reap(),
+                () = shutdown.cancelled() => return,
+            }
+        }
+    })
+}

@@ -1,0 +1,16 @@
+//! Routing: from a request to a backend, with no I/O.
+//!
+//! - [`key`]: the routing key of a request (reload-URL rule, host rule, one
+//!   normalization for every source of a domain).
+//! - [`address`]: validated, canonical backend addresses.
+//! - [`hrw`]: the consistent-hash table (weighted rendezvous over 65,536 buckets).
+//! - [`pool`]: the immutable [`Snapshot`] of the membership behind an `ArcSwap`.
+
+pub mod address;
+pub mod hrw;
+pub mod key;
+pub mod pool;
+
+pub use address::{AddressError, BackendAddr};
+pub use key::{routing_key, KeyError, KeyInput, ReloadScope, RoutingKey, Rule};
+pub use pool::{Backend, BackendPool, BackendState, PoolError, Snapshot};

@@ -1,0 +1,192 @@
+//! The backend pool: one immutable [`Snapshot`] behind an `ArcSwap`.
+//!
+//! The data plane does one [`BackendPool::load`] per request and uses that
+//! snapshot to the end. The control plane builds a whole new snapshot and
+//! [`BackendPool::publish`]es it: one swap per logical change, so no reader
+//! ever sees a half-updated table.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+
+use super::address::BackendAddr;
+use super::hrw::{self, Member};
+use super::key::RoutingKey;
+
+/// Largest accepted weight.
+pub const MAX_WEIGHT: u32 = 1000;
+
+/// Whether a backend takes new keys.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BackendState {
+    /// Takes new keys.
+    Active,
+    /// Gets no new keys; requests already on it finish.
+    Draining,
+}
+
+impl BackendState {
+    /// `"active"` or `"draining"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackendState::Active => "active",
+            BackendState::Draining => "draining",
+        }
+    }
+}
+
+/// One backend as the router sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Backend {
+    /// Stable identifier (assigned by whoever owns membership).
+    pub id: String,
+    /// Where to connect.
+    pub address: BackendAddr,
+    /// Relative share of keys, 1..=[`MAX_WEIGHT`].
+    pub weight: u32,
+    /// Active or draining.
+    pub state: BackendState,
+}
+
+/// Why a set of backends cannot become a snapshot.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PoolError {
+    #[error("backend address {0} is listed more than once")]
+    DuplicateAddress(String),
+    #[error("backend {address} has weight {weight}; weights must be 1 to {MAX_WEIGHT}")]
+    InvalidWeight { address: String, weight: u32 },
+}
+
+/// An immutable view of the membership and its hash table.
+#[derive(Debug)]
+pub struct Snapshot {
+    generation: u64,
+    /// Every backend, sorted by address.
+    backends: Vec<Arc<Backend>>,
+    /// Positions in `backends` of the active ones (sorted by address).
+    active: Vec<usize>,
+    /// HRW inputs for the active ones, parallel to `active`.
+    members: Vec<Member>,
+    /// Bucket → index into `active`; empty when no backend is active.
+    table: Box<[u32]>,
+}
+
+impl Snapshot {
+    /// Build a snapshot (validates weights and address uniqueness).
+    pub fn new(generation: u64, mut backends: Vec<Backend>) -> Result<Self, PoolError> {
+        backends.sort_by(|a, b| a.address.cmp(&b.address));
+        for pair in backends.windows(2) {
+            if pair[0].address == pair[1].address {
+                return Err(PoolError::DuplicateAddress(pair[0].address.to_string()));
+            }
+        }
+        if let Some(b) = backends
+            .iter()
+            .find(|b| !(1..=MAX_WEIGHT).contains(&b.weight))
+        {
+            return Err(PoolError::InvalidWeight {
+                address: b.address.to_string(),
+                weight: b.weight,
+            });
+        }
+        let active: Vec<usize> = (0..backends.len())
+            .filter(|&i| backends[i].state == BackendState::Active)
+            .collect();
+        let members: Vec<Member> = active
+            .iter()
+            .map(|&i| Member {
+                hash: hrw::stable_hash(backends[i].address.as_str().as_bytes()),
+                weight: backends[i].weight,
+            })
+            .collect();
+        let table = if members.is_empty() {
+            Box::default()
+        } else {
+            hrw::build_table(&members)
+        };
+        Ok(Snapshot {
+            generation,
+            backends: backends.into_iter().map(Arc::new).collect(),
+            active,
+            members,
+            table,
+        })
+    }
+
+    /// An empty pool at generation 0.
+    pub fn empty() -> Self {
+        Snapshot {
+            generation: 0,
+            backends: Vec::new(),
+            active: Vec::new(),
+            members: Vec::new(),
+            table: Box::default(),
+        }
+    }
+
+    /// Membership generation this snapshot was built from.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Every backend (active and draining), sorted by address.
+    pub fn backends(&self) -> &[Arc<Backend>] {
+        &self.backends
+    }
+
+    /// Number of backends that take new keys.
+    pub fn active_len(&self) -> usize {
+        self.active.len()
+    }
+
+    /// The backend for `key`: O(1), one hash and one table read.
+    pub fn pick(&self, key: &RoutingKey) -> Option<&Arc<Backend>> {
+        if self.table.is_empty() {
+            return None;
+        }
+        let bucket = hrw::bucket_of(hrw::stable_hash(key.as_str().as_bytes()));
+        Some(&self.backends[self.active[self.table[bucket] as usize]])
+    }
+
+    /// Active backends for `key` in failover order (at most `limit`); the
+    /// first is always [`Snapshot::pick`]'s answer.
+    pub fn candidates(&self, key: &RoutingKey, limit: usize) -> Vec<&Arc<Backend>> {
+        if self.table.is_empty() || limit == 0 {
+            return Vec::new();
+        }
+        let bucket = hrw::bucket_of(hrw::stable_hash(key.as_str().as_bytes()));
+        if limit == 1 {
+            return vec![&self.backends[self.active[self.table[bucket] as usize]]];
+        }
+        hrw::rank(&self.members, bucket)
+            .into_iter()
+            .take(limit)
+            .map(|i| &self.backends[self.active[i]])
+            .collect()
+    }
+}
+
+/// The live pool: the current [`Snapshot`], swapped whole on every change.
+#[derive(Debug)]
+pub struct BackendPool {
+    current: ArcSwap<Snapshot>,
+}
+
+impl BackendPool {
+    /// A pool starting at `snapshot`.
+    pub fn new(snapshot: Snapshot) -> Self {
+        BackendPool {
+            current: ArcSwap::from_pointee(snapshot),
+        }
+    }
+
+    /// The current snapshot (cheap; hold it for one request).
+    pub fn load(&self) -> Arc<Snapshot> {
+        self.current.load_full()
+    }
+
+    /// Replace the snapshot in one atomic store.
+    pub fn publish(&self, snapshot: Snapshot) {
+        self.current.store(Arc::new(snapshot));
+    }
+}
