@@ -21,7 +21,7 @@ use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -36,6 +36,9 @@ const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 pub struct ConnShared {
     in_flight: AtomicUsize,
     framing_error: Mutex<Option<FramingError>>,
+    /// The read that was left pending while busy: woken when the connection
+    /// turns idle so that the idle deadline gets armed.
+    parked_reader: Mutex<Option<Waker>>,
 }
 
 impl ConnShared {
@@ -65,7 +68,17 @@ pub struct InFlight(Arc<ConnShared>);
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+        if self.0.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
+            if let Some(waker) = self
+                .0
+                .parked_reader
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take()
+            {
+                waker.wake();
+            }
+        }
     }
 }
 
@@ -232,6 +245,19 @@ impl<T: AsyncRead + Unpin> AsyncRead for ClientIo<T> {
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
             Poll::Pending => {
                 let Some(at) = this.deadline() else {
+                    let mut parked = this
+                        .shared
+                        .parked_reader
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner());
+                    if !parked.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                        *parked = Some(cx.waker().clone());
+                    }
+                    drop(parked);
+                    // The last request may have ended between the phase check and parking.
+                    if !this.shared.busy() {
+                        cx.waker().wake_by_ref();
+                    }
                     return Poll::Pending;
                 };
                 match this.poll_deadline(cx, at) {

@@ -1,0 +1,320 @@
+//! Test helpers: backends and a switchyard on port 0, and small clients.
+#![allow(dead_code)]
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use switchyard::config::{BackendEntry, Settings};
+use switchyard::routing::BackendPool;
+use switchyard::App;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub type TestBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
+
+/// A response body from text.
+pub fn text(s: impl Into<Bytes>) -> TestBody {
+    Full::new(s.into()).boxed()
+}
+
+/// A request as a backend received it.
+#[derive(Clone, Debug)]
+pub struct Seen {
+    pub method: String,
+    pub uri: String,
+    pub headers: http::HeaderMap,
+    pub body: Bytes,
+}
+
+/// An HTTP backend on 127.0.0.1:0 that records what it receives.
+pub struct Backend {
+    pub addr: SocketAddr,
+    pub seen: Arc<Mutex<Vec<Seen>>>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Backend {
+    /// A backend that answers `"<name> <host> <path>"` and records each request.
+    pub async fn named(name: &str) -> Backend {
+        let name = name.to_owned();
+        Backend::with_handler(move |seen: Seen| {
+            let host = seen
+                .headers
+                .get("host")
+                .map(|h| String::from_utf8_lossy(h.as_bytes()).into_owned())
+                .unwrap_or_default();
+            let reply = format!("{name} {host} {}", seen.uri);
+            async move { Response::new(text(reply)) }
+        })
+        .await
+    }
+
+    /// A backend whose responses come from `handler` (body fully read first).
+    pub async fn with_handler<F, Fut>(handler: F) -> Backend
+    where
+        F: Fn(Seen) -> Fut + Clone + Send + Sync + 'static,
+        Fut: Future<Output = Response<TestBody>> + Send,
+    {
+        let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+        let record = Arc::clone(&seen);
+        Backend::serve(
+            move |req: Request<Incoming>| {
+                let handler = handler.clone();
+                let record = Arc::clone(&record);
+                async move {
+                    let (parts, body) = req.into_parts();
+                    let body = body
+                        .collect()
+                        .await
+                        .map(|b| b.to_bytes())
+                        .unwrap_or_default();
+                    let request = Seen {
+                        method: parts.method.to_string(),
+                        uri: parts.uri.to_string(),
+                        headers: parts.headers,
+                        body,
+                    };
+                    record.lock().unwrap().push(request.clone());
+                    handler(request).await
+                }
+            },
+            seen,
+        )
+        .await
+    }
+
+    /// A backend running an arbitrary hyper service (with upgrades).
+    pub async fn serve<S, Fut>(service: S, seen: Arc<Mutex<Vec<Seen>>>) -> Backend
+    where
+        S: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+        Fut: Future<Output = Response<TestBody>> + Send + 'static,
+    {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let service = service.clone();
+                tokio::spawn(async move {
+                    let svc = service_fn(move |req| {
+                        let fut = service(req);
+                        async move { Ok::<_, Infallible>(fut.await) }
+                    });
+                    let _ = auto::Builder::new(TokioExecutor::new())
+                        .serve_connection_with_upgrades(TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+        Backend { addr, seen, task }
+    }
+
+    /// How many requests reached this backend.
+    pub fn hits(&self) -> usize {
+        self.seen.lock().unwrap().len()
+    }
+}
+
+/// An address on which nothing listens (bound, then released).
+pub async fn dead_address() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    listener.local_addr().unwrap()
+}
+
+/// switchyard running in this process on 127.0.0.1:0.
+pub struct Proxy {
+    pub addr: SocketAddr,
+    pub pool: Arc<BackendPool>,
+    shutdown: CancellationToken,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Proxy {
+    /// Start switchyard in front of `backends` with default settings.
+    pub async fn start(backends: &[SocketAddr]) -> Proxy {
+        Proxy::start_with(backends, |_| {}).await
+    }
+
+    /// Start switchyard in front of `backends`, after `adjust`ing the settings.
+    pub async fn start_with(backends: &[SocketAddr], adjust: impl FnOnce(&mut Settings)) -> Proxy {
+        let mut settings = Settings {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            backends: backends
+                .iter()
+                .map(|a| BackendEntry::Address(a.to_string()))
+                .collect(),
+            ..Settings::default()
+        };
+        adjust(&mut settings);
+        let app = App::build(&settings).await.expect("switchyard builds");
+        let (addr, pool) = (app.proxy_addr(), app.pool());
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(app.run(shutdown.clone()));
+        Proxy {
+            addr,
+            pool,
+            shutdown,
+            task,
+        }
+    }
+
+    /// Stop gracefully and wait for the serve loop to return.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        self.task.await.unwrap().unwrap();
+    }
+
+    /// `GET path` with `Host: host`; returns status and body text.
+    pub async fn get(&self, host: &str, path: &str) -> (StatusCode, String) {
+        let req = Request::get(path)
+            .header("host", host)
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let response = send(self.addr, req).await;
+        let status = response.status();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    /// Send raw bytes and read the whole answer (until the proxy closes or 5 s pass).
+    pub async fn raw(&self, request: &[u8]) -> String {
+        raw_exchange(self.addr, request).await
+    }
+}
+
+/// One HTTP/1.1 request on a fresh connection.
+pub async fn send<B>(addr: SocketAddr, req: Request<B>) -> Response<Incoming>
+where
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let stream = TcpStream::connect(addr).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    sender.send_request(req).await.unwrap()
+}
+
+/// Write `request` on a new connection and read until EOF (at most 5 s).
+pub async fn raw_exchange(addr: SocketAddr, request: &[u8]) -> String {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request).await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer)).await;
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// The status code of a raw HTTP/1.x answer.
+pub fn status_of(answer: &str) -> u16 {
+    answer
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Poll `check` until it is true or `within` passes.
+pub async fn eventually(within: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + within;
+    while tokio::time::Instant::now() < deadline {
+        if check() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    check()
+}
+
+/// The switchyard binary running as its own process (for RSS and signals).
+pub struct Process {
+    pub child: tokio::process::Child,
+    pub addr: SocketAddr,
+    pub log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Process {
+    /// Start `switchyard --listen 127.0.0.1:0 <args>` and wait until it is ready.
+    pub async fn start(args: &[&str]) -> Process {
+        use tokio::io::AsyncBufReadExt;
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("switchyard binary starts");
+        let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+        let log: Arc<Mutex<Vec<String>>> = Arc::default();
+        let addr = tokio::time::timeout(Duration::from_secs(30), async {
+            while let Some(line) = lines.next_line().await.unwrap() {
+                log.lock().unwrap().push(line.clone());
+                if let Some(rest) = line.split("listen=").nth(1) {
+                    return rest
+                        .split_whitespace()
+                        .next()
+                        .unwrap()
+                        .parse::<SocketAddr>()
+                        .unwrap();
+                }
+            }
+            panic!(
+                "switchyard exited before it was ready: {:?}",
+                log.lock().unwrap()
+            );
+        })
+        .await
+        .expect("switchyard ready within 30 s");
+        let sink = Arc::clone(&log);
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Process { child, addr, log }
+    }
+
+    /// Resident set size in KiB, from /proc.
+    pub fn rss_kib(&self) -> u64 {
+        let pid = self.child.id().expect("process is running");
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Send a signal (e.g. "TERM") to the process.
+    pub fn signal(&self, name: &str) {
+        let pid = self.child.id().expect("process is running");
+        let ok = std::process::Command::new("kill")
+            .args([&format!("-{name}"), &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+}
