@@ -97,22 +97,57 @@ impl Default for Settings {
     }
 }
 
-/// One entry of `backends`.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-#[serde(untagged)]
+/// One entry of `backends`: `"host:port"` or `{ address = "host:port", weight = N }`.
+#[derive(Clone, Debug, PartialEq)]
 pub enum BackendEntry {
     /// `"host:port"` with weight 1.
     Address(String),
     /// `{ address = "host:port", weight = N }`.
-    Weighted {
-        address: String,
-        #[serde(default = "default_weight")]
-        weight: u32,
-    },
+    Weighted { address: String, weight: u32 },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WeightedEntry {
+    address: String,
+    #[serde(default = "default_weight")]
+    weight: u32,
 }
 
 fn default_weight() -> u32 {
     1
+}
+
+// By hand rather than `#[serde(untagged)]`: untagged enums ignore unknown
+// fields and replace every message with "did not match any variant".
+impl<'de> Deserialize<'de> for BackendEntry {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = BackendEntry;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("\"host:port\" or { address = \"host:port\", weight = N }")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<BackendEntry, E> {
+                Ok(BackendEntry::Address(v.to_owned()))
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<BackendEntry, A::Error> {
+                let entry =
+                    WeightedEntry::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(BackendEntry::Weighted {
+                    address: entry.address,
+                    weight: entry.weight,
+                })
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
 }
 
 /// `reload = { control_hosts = { ... } }`.

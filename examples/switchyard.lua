@@ -1,0 +1,44 @@
+-- switchyard configuration: a Lua 5.4 chunk that returns a table.
+-- Every key is optional; the values shown are the defaults unless noted.
+local backend_port = tonumber(os.getenv("BACKEND_PORT") or "9001")
+
+local backends = {}
+for i = 0, 2 do
+  -- Plain "host:port" strings have weight 1 ...
+  backends[#backends + 1] = string.format("127.0.0.1:%d", backend_port + i)
+end
+-- ... tables set a weight (1 to 1000).
+backends[#backends + 1] = { address = "127.0.0.1:9010", weight = 2 }
+
+return {
+  listen = "127.0.0.1:8080",        -- proxy listener
+  workers = nil,                    -- proxy worker threads (nil: one per core)
+  log_format = "text",              -- "text" or "json"
+  backends = backends,              -- seeds the pool (plus any --backend flags)
+
+  reload = {
+    -- Empty: /user/<name>/webapps/<domain>/reload routes by <domain> on any host.
+    -- Non-empty: only on these hosts.
+    control_hosts = { "www.pythonanywhere.com" },
+  },
+  trusted_proxies = { "127.0.0.1", "10.0.0.0/8" }, -- their X-Forwarded-* are kept
+  forward_underscore_headers = false,              -- drop headers named like X_Foo
+
+  timeouts = {                      -- seconds (fractions allowed)
+    header_read = 10,               -- whole request head, else the connection closes
+    idle = 60,                      -- idle keep-alive client connection
+    connect = 2,                    -- connecting to a backend
+    response_header = 60,           -- backend response head after the request body, else 504
+    backend_idle = 30,              -- idle pooled backend connection
+    shutdown_grace = 30,            -- in-flight requests on SIGTERM/SIGINT
+  },
+  limits = {
+    max_header_bytes = 65536,       -- request line + headers, else 431
+    max_body_bytes = nil,           -- request body, else 413 (nil: unlimited)
+    max_connections = 10000,        -- open client connections
+    h2_max_streams = 100,           -- concurrent HTTP/2 streams per connection
+  },
+  failover = {
+    tries = 2,                      -- candidates tried when connecting fails
+  },
+}
