@@ -7,13 +7,17 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use switchyard::routing::key::normalize_host;
-use switchyard::routing::{routing_key, Backend, BackendState, KeyInput, ReloadScope, RoutingKey, Snapshot};
+use switchyard::routing::{
+    routing_key, Backend, BackendState, KeyInput, ReloadScope, RoutingKey, Snapshot,
+};
 
 fn backends(n: usize) -> Vec<Backend> {
     (0..n)
         .map(|i| Backend {
             id: i.to_string(),
-            address: format!("10.{}.{}.{}:8000", i / 65536, (i / 256) % 256, i % 256).parse().unwrap(),
+            address: format!("10.{}.{}.{}:8000", i / 65536, (i / 256) % 256, i % 256)
+                .parse()
+                .unwrap(),
             weight: 1,
             state: BackendState::Active,
         })
@@ -21,7 +25,9 @@ fn backends(n: usize) -> Vec<Backend> {
 }
 
 fn keys(n: usize) -> Vec<RoutingKey> {
-    (0..n).map(|i| normalize_host(format!("user{i}.example.com").as_bytes()).unwrap()).collect()
+    (0..n)
+        .map(|i| normalize_host(format!("user{i}.example.com").as_bytes()).unwrap())
+        .collect()
 }
 
 fn key_extraction(c: &mut Criterion) {
@@ -29,13 +35,27 @@ fn key_extraction(c: &mut Criterion) {
     let cases: [(&str, &[u8], &[u8]); 4] = [
         ("host_ascii", b"WWW.Example.COM:8080", b"/index.html"),
         ("host_idna", "BÜCHER.example".as_bytes(), b"/"),
-        ("reload_ascii", b"www.pythonanywhere.com", b"/user/fred/webapps/IronHand.Example/reload"),
-        ("reload_idna", b"www.pythonanywhere.com", b"/user/fred/webapps/B%C3%9CCHER.example/reload"),
+        (
+            "reload_ascii",
+            b"www.pythonanywhere.com",
+            b"/user/fred/webapps/IronHand.Example/reload",
+        ),
+        (
+            "reload_idna",
+            b"www.pythonanywhere.com",
+            b"/user/fred/webapps/B%C3%9CCHER.example/reload",
+        ),
     ];
     for (name, host, path) in cases {
         let hosts = [host];
-        let input = KeyInput { host_headers: &hosts, path, ..KeyInput::default() };
-        group.bench_function(name, |b| b.iter(|| routing_key(black_box(&input), &ReloadScope::AnyHost)));
+        let input = KeyInput {
+            host_headers: &hosts,
+            path,
+            ..KeyInput::default()
+        };
+        group.bench_function(name, |b| {
+            b.iter(|| routing_key(black_box(&input), &ReloadScope::AnyHost))
+        });
     }
     group.finish();
 }
@@ -74,12 +94,17 @@ fn report_distribution(n: usize, snapshot: &Snapshot) {
     let keys = keys(100_000);
     let mut load = std::collections::HashMap::new();
     for k in &keys {
-        *load.entry(snapshot.pick(k).unwrap().address.clone()).or_insert(0usize) += 1;
+        *load
+            .entry(snapshot.pick(k).unwrap().address.clone())
+            .or_insert(0usize) += 1;
     }
     let mean = keys.len() as f64 / n as f64;
     let max = *load.values().max().unwrap() as f64;
     let grown = Snapshot::new(2, backends(n + 1)).unwrap();
-    let moved = keys.iter().filter(|k| snapshot.pick(k).unwrap().address != grown.pick(k).unwrap().address).count();
+    let moved = keys
+        .iter()
+        .filter(|k| snapshot.pick(k).unwrap().address != grown.pick(k).unwrap().address)
+        .count();
     let ideal = keys.len() as f64 / (n + 1) as f64;
     eprintln!(
         "N={n}: busiest/mean = {:.3}; adding one moved {moved} keys = {:.3}x the ideal 1/(N+1) share",
