@@ -60,8 +60,10 @@ impl ProxyError {
             ProxyError::NoBackends => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
             }
-            // After ambiguous framing the rest of the stream cannot be trusted.
-            ProxyError::Framing(_) | ProxyError::BodyTooLarge => {
+            // After ambiguous framing, an unread body or a refused CONNECT
+            // (whose client may already be sending tunnel bytes) the rest of
+            // the stream cannot be trusted.
+            ProxyError::Framing(_) | ProxyError::BodyTooLarge | ProxyError::Connect => {
                 headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
             }
             _ => {}
