@@ -263,3 +263,22 @@ async fn pipelined_requests_are_answered_in_order() {
     let two = answer.find("only b.example /two").expect("second answer");
     assert!(one < two);
 }
+
+#[tokio::test]
+async fn backend_connections_are_kept_alive_and_reused() {
+    let backend = Backend::named("pooled").await;
+    let proxy = Proxy::start(&[backend.addr]).await;
+    for i in 0..20 {
+        // A new client connection each time: reuse is on the backend side.
+        let (status, _) = proxy.get("a.example", &format!("/{i}")).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    assert_eq!(backend.hits(), 20);
+    let opened = backend
+        .connections
+        .load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        opened <= 2,
+        "20 sequential requests opened {opened} backend connections"
+    );
+}

@@ -160,14 +160,4 @@ impl Upstreams {
             !list.is_empty()
         });
     }
-
-    /// Number of idle pooled connections (all backends).
-    pub fn idle_count(&self) -> usize {
-        self.idle
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .map(Vec::len)
-            .sum()
-    }
 }

@@ -57,7 +57,7 @@ impl Rule {
     }
 }
 
-/// Why no key could be derived. Each maps to a `400` with [`KeyError::reason`].
+/// Why no key could be derived. Each maps to a `400` whose body is the message.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum KeyError {
     #[error("missing Host header")]
@@ -72,13 +72,6 @@ pub enum KeyError {
     HostMismatch,
     #[error("invalid domain in reload URL")]
     InvalidReloadDomain,
-}
-
-impl KeyError {
-    /// A short, client-safe sentence for the `400` body.
-    pub fn reason(&self) -> String {
-        self.to_string()
-    }
 }
 
 /// Everything [`routing_key`] looks at, borrowed from the request as raw bytes.
