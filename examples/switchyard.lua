@@ -12,6 +12,7 @@ backends[#backends + 1] = { address = "127.0.0.1:9010", weight = 2 }
 
 return {
   listen = "127.0.0.1:8080",        -- proxy listener
+  database = "sqlite://switchyard.db", -- or "postgres://user@host/db"
   workers = nil,                    -- proxy worker threads (nil: one per core)
   log_format = "text",              -- "text" or "json"
   backends = backends,              -- seeds the pool (plus any --backend flags)

@@ -9,18 +9,21 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{ConfigError, Settings};
 use crate::demo::DemoBackends;
 use crate::proxy::{self, upstream::Upstreams, Proxy};
-use crate::routing::{BackendPool, Snapshot};
+use crate::routing::{Backend, BackendPool, Snapshot};
+use crate::store::{Membership, Store};
 
 /// A built switchyard: listener bound, pool loaded, demo backends running.
 pub struct App {
     proxy: Arc<Proxy>,
     listener: TcpListener,
     demo: Option<DemoBackends>,
+    store: Store,
 }
 
 impl App {
-    /// Validate `settings`, start the demo backends if asked, build the pool
-    /// and bind the proxy listener.
+    /// Validate `settings`, start the demo backends if asked, open the store
+    /// (seeding it from the configured backends if it is empty), build the
+    /// pool and bind the proxy listener.
     pub async fn build(settings: &Settings) -> anyhow::Result<App> {
         let (proxy_settings, mut backends) = settings.validate()?;
         let demo = if settings.demo {
@@ -31,14 +34,19 @@ impl App {
         if let (Some(demo), true) = (&demo, backends.is_empty()) {
             backends = demo.backends();
         }
-        let snapshot = Snapshot::new(1, backends)
+        // Refuse bad seeds (e.g. duplicate addresses) before touching the store.
+        Snapshot::new(0, backends.clone())
             .map_err(|e| ConfigError::Invalid(format!("backends: {e}")))?;
+        let store = Store::open(&settings.database)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot open database {}: {e}", settings.database))?;
+        let membership = seed_if_empty(&store, &backends).await?;
         let upstreams = Upstreams::new(
             proxy_settings.connect_timeout,
             proxy_settings.backend_idle_timeout,
         );
         let proxy = Proxy {
-            pool: Arc::new(BackendPool::new(snapshot)),
+            pool: Arc::new(BackendPool::new(membership.snapshot()?)),
             settings: Arc::new(proxy_settings),
             upstreams: Arc::new(upstreams),
         };
@@ -49,6 +57,7 @@ impl App {
             proxy: Arc::new(proxy),
             listener,
             demo,
+            store,
         })
     }
 
@@ -72,6 +81,7 @@ impl App {
             tracing::info!(id = %backend.id, address = %backend.address, weight = backend.weight, "backend");
         }
         proxy::serve(self.listener, self.proxy, shutdown).await?;
+        self.store.close().await;
         drop(self.demo);
         Ok(())
     }
@@ -80,4 +90,28 @@ impl App {
 /// Build and run switchyard with `settings` until `shutdown` fires.
 pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
     App::build(&settings).await?.run(shutdown).await
+}
+
+/// The stored membership; configured backends only seed an empty store.
+async fn seed_if_empty(store: &Store, backends: &[Backend]) -> anyhow::Result<Membership> {
+    let membership = store.membership().await?;
+    if backends.is_empty() {
+        return Ok(membership);
+    }
+    if !membership.backends.is_empty() {
+        tracing::info!(
+            stored = membership.backends.len(),
+            "the store already has backends; configured backends only seed an empty store"
+        );
+        return Ok(membership);
+    }
+    let seed: Vec<_> = backends
+        .iter()
+        .map(|b| (b.address.clone(), b.weight, b.state))
+        .collect();
+    tracing::info!(
+        backends = seed.len(),
+        "seeding the empty store from the configured backends"
+    );
+    Ok(store.replace(&seed).await?)
 }

@@ -20,5 +20,6 @@ pub mod config;
 pub mod demo;
 pub mod proxy;
 pub mod routing;
+pub mod store;
 
 pub use app::{run, App};

@@ -50,7 +50,14 @@ fn bad_flags_and_bad_values_exit_2() {
 #[test]
 fn a_listen_address_in_use_exits_1() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let out = switchyard(&["--listen", &taken.local_addr().unwrap().to_string()]);
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}", dir.path().join("db").display());
+    let out = switchyard(&[
+        "--listen",
+        &taken.local_addr().unwrap().to_string(),
+        "--database",
+        &database,
+    ]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot listen"));
 }
@@ -90,4 +97,37 @@ async fn sigterm_lets_the_in_flight_request_finish_then_exits_0() {
         TcpStream::connect(proxy.addr).await.is_err(),
         "no longer accepting"
     );
+}
+
+#[tokio::test]
+async fn configured_backends_seed_an_empty_store_and_the_store_wins_after_that() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = |backend: &str| switchyard::config::Settings {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        database: format!("sqlite://{}", dir.path().join("switchyard.db").display()),
+        backends: vec![switchyard::config::BackendEntry::Address(backend.into())],
+        ..Default::default()
+    };
+    let addresses = |app: &switchyard::App| {
+        app.pool()
+            .load()
+            .backends()
+            .iter()
+            .map(|b| b.address.to_string())
+            .collect::<Vec<_>>()
+    };
+    let first = switchyard::App::build(&settings("10.0.0.1:80"))
+        .await
+        .unwrap();
+    assert_eq!(addresses(&first), ["10.0.0.1:80"]);
+    drop(first);
+    let restarted = switchyard::App::build(&settings("10.0.0.2:80"))
+        .await
+        .unwrap();
+    assert_eq!(
+        addresses(&restarted),
+        ["10.0.0.1:80"],
+        "stored membership survives and is not overwritten"
+    );
+    assert_eq!(restarted.pool().load().generation(), 1);
 }

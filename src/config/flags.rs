@@ -17,6 +17,9 @@ pub struct Flags {
     /// Proxy listen address [default: 127.0.0.1:8080].
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
+    /// Membership database: sqlite://PATH or postgres://... [default: sqlite://switchyard.db].
+    #[arg(long, value_name = "URL")]
+    pub database: Option<String>,
     /// Add a backend `host:port` (repeatable), on top of the config's `backends`.
     #[arg(long = "backend", value_name = "ADDR")]
     pub backends: Vec<String>,
@@ -40,6 +43,9 @@ impl Flags {
         };
         if let Some(listen) = self.listen {
             settings.listen = listen;
+        }
+        if let Some(database) = &self.database {
+            settings.database.clone_from(database);
         }
         if let Some(format) = self.log_format {
             settings.log_format = format;

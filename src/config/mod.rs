@@ -55,6 +55,8 @@ pub enum LogFormat {
 pub struct Settings {
     /// Proxy listen address.
     pub listen: SocketAddr,
+    /// Membership database: `sqlite://PATH` (created if missing) or `postgres://...`.
+    pub database: String,
     /// Proxy worker threads (default: number of cores).
     pub workers: Option<usize>,
     /// `text` or `json`.
@@ -83,6 +85,7 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            database: "sqlite://switchyard.db".to_owned(),
             workers: None,
             log_format: LogFormat::Text,
             backends: Vec::new(),

@@ -155,6 +155,8 @@ pub async fn dead_address() -> SocketAddr {
 pub struct Proxy {
     pub addr: SocketAddr,
     pub pool: Arc<BackendPool>,
+    /// Holds the temporary SQLite database.
+    _dir: tempfile::TempDir,
     shutdown: CancellationToken,
     task: JoinHandle<anyhow::Result<()>>,
 }
@@ -167,8 +169,10 @@ impl Proxy {
 
     /// Start switchyard in front of `backends`, after `adjust`ing the settings.
     pub async fn start_with(backends: &[SocketAddr], adjust: impl FnOnce(&mut Settings)) -> Proxy {
+        let dir = tempfile::tempdir().unwrap();
         let mut settings = Settings {
             listen: "127.0.0.1:0".parse().unwrap(),
+            database: format!("sqlite://{}", dir.path().join("switchyard.db").display()),
             backends: backends
                 .iter()
                 .map(|a| BackendEntry::Address(a.to_string()))
@@ -183,6 +187,7 @@ impl Proxy {
         Proxy {
             addr,
             pool,
+            _dir: dir,
             shutdown,
             task,
         }
@@ -260,6 +265,8 @@ pub async fn eventually(within: Duration, mut check: impl FnMut() -> bool) -> bo
 /// The switchyard binary running as its own process (for RSS and signals).
 pub struct Process {
     pub child: tokio::process::Child,
+    /// Holds the temporary SQLite database.
+    pub dir: tempfile::TempDir,
     pub addr: SocketAddr,
     pub log: Arc<Mutex<Vec<String>>>,
 }
@@ -268,8 +275,10 @@ impl Process {
     /// Start `switchyard --listen 127.0.0.1:0 <args>` and wait until it is ready.
     pub async fn start(args: &[&str]) -> Process {
         use tokio::io::AsyncBufReadExt;
+        let dir = tempfile::tempdir().unwrap();
+        let database = format!("sqlite://{}", dir.path().join("switchyard.db").display());
         let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
-            .args(["--listen", "127.0.0.1:0"])
+            .args(["--listen", "127.0.0.1:0", "--database", &database])
             .args(args)
             .env("RUST_LOG", "info")
             .stderr(std::process::Stdio::piped())
@@ -303,7 +312,12 @@ impl Process {
                 sink.lock().unwrap().push(line);
             }
         });
-        Process { child, addr, log }
+        Process {
+            child,
+            dir,
+            addr,
+            log,
+        }
     }
 
     /// Resident set size in KiB, from /proc.

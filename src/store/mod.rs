@@ -1,0 +1,379 @@
+//! Durable membership: backends, the generation counter and the change log,
+//! in SQLite (default) or PostgreSQL through sqlx, with `migrations/` applied
+//! at open.
+//!
+//! Every write is one transaction that bumps the generation, changes the
+//! `backends` rows and appends to `changes`; it is committed before the
+//! caller sees the result, and the caller turns the returned [`Membership`]
+//! into the next routing snapshot. Nothing here runs on the request path.
+
+mod rows;
+
+use std::str::FromStr;
+
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{Any, AnyPool, Row, Transaction};
+
+use crate::routing::{Backend, BackendAddr, BackendState, PoolError, Snapshot};
+
+pub use rows::{BackendRecord, ChangeRecord};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("a backend with address {0} already exists")]
+    DuplicateAddress(String),
+    #[error("no backend with id {0}")]
+    NotFound(i64),
+    #[error("unsupported database URL {0:?}: use sqlite://PATH or postgres://...")]
+    UnsupportedUrl(String),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("stored membership is invalid: {0}")]
+    Invalid(String),
+}
+
+/// The whole membership at one generation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Membership {
+    pub generation: u64,
+    pub backends: Vec<BackendRecord>,
+}
+
+impl Membership {
+    /// The routing snapshot for this membership.
+    pub fn snapshot(&self) -> Result<Snapshot, PoolError> {
+        Snapshot::new(
+            self.generation,
+            self.backends
+                .iter()
+                .map(BackendRecord::to_backend)
+                .collect(),
+        )
+    }
+}
+
+/// A connection pool to the membership database.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: AnyPool,
+}
+
+impl Store {
+    /// Open `url` (`sqlite://PATH`, created if missing, WAL mode; or
+    /// `postgres://...`) and apply pending migrations.
+    pub async fn open(url: &str) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let url = if let Some(path) = url.strip_prefix("sqlite://") {
+            let sep = if path.contains('?') { '&' } else { '?' };
+            format!("sqlite://{path}{sep}mode=rwc")
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            url.to_owned()
+        } else {
+            return Err(StoreError::UnsupportedUrl(url.to_owned()));
+        };
+        let sqlite = url.starts_with("sqlite:");
+        let pool = AnyPoolOptions::new()
+            .max_connections(if sqlite { 4 } else { 8 })
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if sqlite {
+                        // WAL: readers never block the writer; a writer waits
+                        // for another instead of failing at once.
+                        sqlx::query("PRAGMA journal_mode = WAL")
+                            .execute(&mut *conn)
+                            .await?;
+                        sqlx::query("PRAGMA busy_timeout = 5000")
+                            .execute(&mut *conn)
+                            .await?;
+                        sqlx::query("PRAGMA synchronous = FULL")
+                            .execute(&mut *conn)
+                            .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await?;
+        MIGRATOR.run(&pool).await?;
+        Ok(Store { pool })
+    }
+
+    /// Close every pooled connection.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// The current membership, read in one transaction.
+    pub async fn membership(&self) -> Result<Membership, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let generation = generation(&mut tx).await?;
+        let backends =
+            sqlx::query("SELECT id, address, weight, state, created_at FROM backends ORDER BY id")
+                .fetch_all(&mut *tx)
+                .await?
+                .iter()
+                .map(BackendRecord::from_row)
+                .collect::<Result<Vec<_>, _>>()?;
+        tx.commit().await?;
+        Ok(Membership {
+            generation,
+            backends,
+        })
+    }
+
+    /// Add a backend (active). Fails on a duplicate address.
+    pub async fn create(
+        &self,
+        address: &BackendAddr,
+        weight: u32,
+    ) -> Result<(Membership, BackendRecord), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let generation = bump(&mut tx, "generation").await?;
+        let record = insert(&mut tx, address, weight, BackendState::Active).await?;
+        log(
+            &mut tx,
+            generation,
+            0,
+            "created",
+            &record,
+            &format!("weight {weight}"),
+        )
+        .await?;
+        self.commit_and_read(tx).await.map(|m| (m, record))
+    }
+
+    /// Change a backend's state and/or weight.
+    pub async fn update(
+        &self,
+        id: i64,
+        state: Option<BackendState>,
+        weight: Option<u32>,
+    ) -> Result<(Membership, BackendRecord), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let generation = bump(&mut tx, "generation").await?;
+        let mut record = find(&mut tx, id).await?;
+        record.state = state.unwrap_or(record.state);
+        record.weight = weight.unwrap_or(record.weight);
+        sqlx::query("UPDATE backends SET state = $1, weight = $2 WHERE id = $3")
+            .bind(record.state.as_str())
+            .bind(i64::from(record.weight))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        let detail = format!("state {}, weight {}", record.state.as_str(), record.weight);
+        log(&mut tx, generation, 0, "updated", &record, &detail).await?;
+        self.commit_and_read(tx).await.map(|m| (m, record))
+    }
+
+    /// Remove a backend.
+    pub async fn delete(&self, id: i64) -> Result<Membership, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let generation = bump(&mut tx, "generation").await?;
+        let record = find(&mut tx, id).await?;
+        sqlx::query("DELETE FROM backends WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        log(&mut tx, generation, 0, "deleted", &record, "").await?;
+        self.commit_and_read(tx).await
+    }
+
+    /// Replace the whole pool atomically: addresses that stay keep their id.
+    pub async fn replace(
+        &self,
+        wanted: &[(BackendAddr, u32, BackendState)],
+    ) -> Result<Membership, StoreError> {
+        let mut seen = std::collections::HashSet::new();
+        if let Some((dup, ..)) = wanted.iter().find(|(a, ..)| !seen.insert(a.clone())) {
+            return Err(StoreError::DuplicateAddress(dup.to_string()));
+        }
+        let mut tx = self.pool.begin().await?;
+        let generation = bump(&mut tx, "generation").await?;
+        let current = sqlx::query("SELECT id, address, weight, state, created_at FROM backends")
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(BackendRecord::from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut seq = 0;
+        for old in current
+            .iter()
+            .filter(|old| !wanted.iter().any(|(a, ..)| a.as_str() == old.address))
+        {
+            sqlx::query("DELETE FROM backends WHERE id = $1")
+                .bind(old.id)
+                .execute(&mut *tx)
+                .await?;
+            log(&mut tx, generation, seq, "deleted", old, "replaced").await?;
+            seq += 1;
+        }
+        for (address, weight, state) in wanted {
+            let record = match current.iter().find(|old| old.address == address.as_str()) {
+                Some(old) if old.weight == *weight && old.state == *state => continue,
+                Some(old) => {
+                    sqlx::query("UPDATE backends SET state = $1, weight = $2 WHERE id = $3")
+                        .bind(state.as_str())
+                        .bind(i64::from(*weight))
+                        .bind(old.id)
+                        .execute(&mut *tx)
+                        .await?;
+                    BackendRecord {
+                        weight: *weight,
+                        state: *state,
+                        ..old.clone()
+                    }
+                }
+                None => insert(&mut tx, address, *weight, *state).await?,
+            };
+            let detail = format!("state {}, weight {}", state.as_str(), weight);
+            log(&mut tx, generation, seq, "replaced", &record, &detail).await?;
+            seq += 1;
+        }
+        self.commit_and_read(tx).await
+    }
+
+    /// The newest `limit` changes, newest first.
+    pub async fn recent_changes(&self, limit: u32) -> Result<Vec<ChangeRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT generation, seq, at, action, backend_id, address, detail FROM changes \
+             ORDER BY generation DESC, seq DESC LIMIT $1",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(ChangeRecord::from_row).collect()
+    }
+
+    async fn commit_and_read(
+        &self,
+        tx: Transaction<'static, Any>,
+    ) -> Result<Membership, StoreError> {
+        tx.commit().await?;
+        // Read after commit: the membership a caller publishes is exactly what
+        // is durable, including changes other writers committed just before.
+        self.membership().await
+    }
+}
+
+async fn generation(tx: &mut Transaction<'static, Any>) -> Result<u64, StoreError> {
+    let value: i64 = sqlx::query_scalar("SELECT value FROM meta WHERE key = 'generation'")
+        .fetch_one(&mut **tx)
+        .await?;
+    u64::try_from(value).map_err(|_| StoreError::Invalid(format!("negative generation {value}")))
+}
+
+/// Increment a `meta` counter; in PostgreSQL the row lock serializes writers.
+async fn bump(tx: &mut Transaction<'static, Any>, key: &str) -> Result<i64, StoreError> {
+    let value: i64 =
+        sqlx::query_scalar("UPDATE meta SET value = value + 1 WHERE key = $1 RETURNING value")
+            .bind(key)
+            .fetch_one(&mut **tx)
+            .await?;
+    Ok(value)
+}
+
+async fn insert(
+    tx: &mut Transaction<'static, Any>,
+    address: &BackendAddr,
+    weight: u32,
+    state: BackendState,
+) -> Result<BackendRecord, StoreError> {
+    let id = bump(tx, "next_id").await?;
+    let record = BackendRecord {
+        id,
+        address: address.to_string(),
+        weight,
+        state,
+        created_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+    };
+    let inserted = sqlx::query(
+        "INSERT INTO backends (id, address, weight, state, created_at) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(id)
+    .bind(&record.address)
+    .bind(i64::from(weight))
+    .bind(state.as_str())
+    .bind(&record.created_at)
+    .execute(&mut **tx)
+    .await;
+    match inserted {
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+            Err(StoreError::DuplicateAddress(record.address))
+        }
+        other => other.map(|_| record).map_err(Into::into),
+    }
+}
+
+async fn find(tx: &mut Transaction<'static, Any>, id: i64) -> Result<BackendRecord, StoreError> {
+    let row =
+        sqlx::query("SELECT id, address, weight, state, created_at FROM backends WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut **tx)
+            .await?;
+    row.as_ref()
+        .map(BackendRecord::from_row)
+        .transpose()?
+        .ok_or(StoreError::NotFound(id))
+}
+
+async fn log(
+    tx: &mut Transaction<'static, Any>,
+    generation: i64,
+    seq: i32,
+    action: &str,
+    record: &BackendRecord,
+    detail: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO changes (generation, seq, at, action, backend_id, address, detail) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(generation)
+    .bind(seq)
+    .bind(humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string())
+    .bind(action)
+    .bind(record.id)
+    .bind(&record.address)
+    .bind(detail)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+fn parse_state(text: &str) -> Result<BackendState, StoreError> {
+    match text {
+        "active" => Ok(BackendState::Active),
+        "draining" => Ok(BackendState::Draining),
+        other => Err(StoreError::Invalid(format!("unknown state {other:?}"))),
+    }
+}
+
+fn parse_address(text: &str) -> Result<BackendAddr, StoreError> {
+    BackendAddr::from_str(text).map_err(|e| StoreError::Invalid(e.to_string()))
+}
+
+fn column<'r, T: sqlx::Decode<'r, Any> + sqlx::Type<Any>>(
+    row: &'r AnyRow,
+    name: &str,
+) -> Result<T, StoreError> {
+    row.try_get(name).map_err(Into::into)
+}
+
+/// Backend rows as the router sees them.
+impl BackendRecord {
+    /// The routing view of this row.
+    pub fn to_backend(&self) -> Backend {
+        Backend {
+            id: self.id.to_string(),
+            address: parse_address(&self.address)
+                .expect("stored addresses were validated on write"),
+            weight: self.weight,
+            state: self.state,
+        }
+    }
+}
