@@ -20,6 +20,8 @@ pub use rows::{BackendRecord, ChangeRecord};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
+const SELECT_BACKENDS: &str = "SELECT id, address, weight, state, created_at FROM backends";
+
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -112,13 +114,12 @@ impl Store {
     pub async fn membership(&self) -> Result<Membership, StoreError> {
         let mut tx = self.pool.begin().await?;
         let generation = generation(&mut tx).await?;
-        let backends =
-            sqlx::query("SELECT id, address, weight, state, created_at FROM backends ORDER BY id")
-                .fetch_all(&mut *tx)
-                .await?
-                .iter()
-                .map(BackendRecord::from_row)
-                .collect::<Result<Vec<_>, _>>()?;
+        let backends = sqlx::query(&format!("{SELECT_BACKENDS} ORDER BY id"))
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(BackendRecord::from_row)
+            .collect::<Result<Vec<_>, _>>()?;
         tx.commit().await?;
         Ok(Membership {
             generation,
@@ -159,12 +160,7 @@ impl Store {
         let mut record = find(&mut tx, id).await?;
         record.state = state.unwrap_or(record.state);
         record.weight = weight.unwrap_or(record.weight);
-        sqlx::query("UPDATE backends SET state = $1, weight = $2 WHERE id = $3")
-            .bind(record.state.as_str())
-            .bind(i64::from(record.weight))
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        set_state_and_weight(&mut tx, &record).await?;
         let detail = format!("state {}, weight {}", record.state.as_str(), record.weight);
         log(&mut tx, generation, 0, "updated", &record, &detail).await?;
         self.commit_and_read(tx).await.map(|m| (m, record))
@@ -175,10 +171,7 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         let generation = bump(&mut tx, "generation").await?;
         let record = find(&mut tx, id).await?;
-        sqlx::query("DELETE FROM backends WHERE id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        remove(&mut tx, id).await?;
         log(&mut tx, generation, 0, "deleted", &record, "").await?;
         self.commit_and_read(tx).await
     }
@@ -194,7 +187,7 @@ impl Store {
         }
         let mut tx = self.pool.begin().await?;
         let generation = bump(&mut tx, "generation").await?;
-        let current = sqlx::query("SELECT id, address, weight, state, created_at FROM backends")
+        let current = sqlx::query(SELECT_BACKENDS)
             .fetch_all(&mut *tx)
             .await?
             .iter()
@@ -205,10 +198,7 @@ impl Store {
             .iter()
             .filter(|old| !wanted.iter().any(|(a, ..)| a.as_str() == old.address))
         {
-            sqlx::query("DELETE FROM backends WHERE id = $1")
-                .bind(old.id)
-                .execute(&mut *tx)
-                .await?;
+            remove(&mut tx, old.id).await?;
             log(&mut tx, generation, seq, "deleted", old, "replaced").await?;
             seq += 1;
         }
@@ -216,17 +206,13 @@ impl Store {
             let record = match current.iter().find(|old| old.address == address.as_str()) {
                 Some(old) if old.weight == *weight && old.state == *state => continue,
                 Some(old) => {
-                    sqlx::query("UPDATE backends SET state = $1, weight = $2 WHERE id = $3")
-                        .bind(state.as_str())
-                        .bind(i64::from(*weight))
-                        .bind(old.id)
-                        .execute(&mut *tx)
-                        .await?;
-                    BackendRecord {
+                    let record = BackendRecord {
                         weight: *weight,
                         state: *state,
                         ..old.clone()
-                    }
+                    };
+                    set_state_and_weight(&mut tx, &record).await?;
+                    record
                 }
                 None => insert(&mut tx, address, *weight, *state).await?,
             };
@@ -309,12 +295,32 @@ async fn insert(
     }
 }
 
+async fn set_state_and_weight(
+    tx: &mut Transaction<'static, Any>,
+    record: &BackendRecord,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE backends SET state = $1, weight = $2 WHERE id = $3")
+        .bind(record.state.as_str())
+        .bind(i64::from(record.weight))
+        .bind(record.id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+async fn remove(tx: &mut Transaction<'static, Any>, id: i64) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM backends WHERE id = $1")
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 async fn find(tx: &mut Transaction<'static, Any>, id: i64) -> Result<BackendRecord, StoreError> {
-    let row =
-        sqlx::query("SELECT id, address, weight, state, created_at FROM backends WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&mut **tx)
-            .await?;
+    let row = sqlx::query(&format!("{SELECT_BACKENDS} WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await?;
     row.as_ref()
         .map(BackendRecord::from_row)
         .transpose()?
