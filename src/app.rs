@@ -6,10 +6,10 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{ConfigError, Settings};
+use crate::config::Settings;
 use crate::demo::DemoBackends;
 use crate::proxy::{self, upstream::Upstreams, Proxy};
-use crate::routing::{Backend, BackendPool, Snapshot};
+use crate::routing::{Backend, BackendPool};
 use crate::store::{Membership, Store};
 
 /// A built switchyard: listener bound, pool loaded, demo backends running.
@@ -34,9 +34,6 @@ impl App {
         if let (Some(demo), true) = (&demo, backends.is_empty()) {
             backends = demo.backends();
         }
-        // Refuse bad seeds (e.g. duplicate addresses) before touching the store.
-        Snapshot::new(0, backends.clone())
-            .map_err(|e| ConfigError::Invalid(format!("backends: {e}")))?;
         let store = Store::open(&settings.database)
             .await
             .map_err(|e| anyhow::anyhow!("cannot open database {}: {e}", settings.database))?;

@@ -336,7 +336,8 @@ impl Settings {
                 .map_err(|e| ConfigError::Invalid(format!("backends: {e}")))?;
             if !(1..=crate::routing::pool::MAX_WEIGHT).contains(&weight) {
                 return Err(ConfigError::Invalid(format!(
-                    "backends: {address} has weight {weight}; weights must be 1 to 1000"
+                    "backends: {address} has weight {weight}; weights must be 1 to {}",
+                    crate::routing::pool::MAX_WEIGHT
                 )));
             }
             if out.iter().any(|b| b.address == address) {
