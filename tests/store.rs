@@ -74,7 +74,7 @@ async fn membership_suite(store: &Store, reopen: impl std::future::Future<Output
     let kept = replaced
         .backends
         .iter()
-        .find(|r| r.address == "10.0.0.1:80")
+        .find(|r| r.address.as_str() == "10.0.0.1:80")
         .unwrap();
     assert_eq!(
         (kept.id, kept.weight, kept.state),

@@ -196,14 +196,14 @@ impl Store {
         let mut seq = 0;
         for old in current
             .iter()
-            .filter(|old| !wanted.iter().any(|(a, ..)| a.as_str() == old.address))
+            .filter(|old| !wanted.iter().any(|(a, ..)| *a == old.address))
         {
             remove(&mut tx, old.id).await?;
             log(&mut tx, generation, seq, "deleted", old, "replaced").await?;
             seq += 1;
         }
         for (address, weight, state) in wanted {
-            let record = match current.iter().find(|old| old.address == address.as_str()) {
+            let record = match current.iter().find(|old| old.address == *address) {
                 Some(old) if old.weight == *weight && old.state == *state => continue,
                 Some(old) => {
                     let record = BackendRecord {
@@ -272,7 +272,7 @@ async fn insert(
     let id = bump(tx, "next_id").await?;
     let record = BackendRecord {
         id,
-        address: address.to_string(),
+        address: address.clone(),
         weight,
         state,
         created_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
@@ -281,7 +281,7 @@ async fn insert(
         "INSERT INTO backends (id, address, weight, state, created_at) VALUES ($1, $2, $3, $4, $5)",
     )
     .bind(id)
-    .bind(&record.address)
+    .bind(record.address.as_str())
     .bind(i64::from(weight))
     .bind(state.as_str())
     .bind(&record.created_at)
@@ -289,7 +289,7 @@ async fn insert(
     .await;
     match inserted {
         Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-            Err(StoreError::DuplicateAddress(record.address))
+            Err(StoreError::DuplicateAddress(record.address.to_string()))
         }
         other => other.map(|_| record).map_err(Into::into),
     }
@@ -344,7 +344,7 @@ async fn log(
     .bind(humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string())
     .bind(action)
     .bind(record.id)
-    .bind(&record.address)
+    .bind(record.address.as_str())
     .bind(detail)
     .execute(&mut **tx)
     .await?;
@@ -376,8 +376,7 @@ impl BackendRecord {
     pub fn to_backend(&self) -> Backend {
         Backend {
             id: self.id.to_string(),
-            address: parse_address(&self.address)
-                .expect("stored addresses were validated on write"),
+            address: self.address.clone(),
             weight: self.weight,
             state: self.state,
         }

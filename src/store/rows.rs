@@ -3,13 +3,13 @@
 use sqlx::any::AnyRow;
 
 use super::{column, parse_address, parse_state, StoreError};
-use crate::routing::BackendState;
+use crate::routing::{BackendAddr, BackendState};
 
 /// One row of `backends`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BackendRecord {
     pub id: i64,
-    pub address: String,
+    pub address: BackendAddr,
     pub weight: u32,
     pub state: BackendState,
     /// RFC 3339.
@@ -18,8 +18,7 @@ pub struct BackendRecord {
 
 impl BackendRecord {
     pub(super) fn from_row(row: &AnyRow) -> Result<Self, StoreError> {
-        let address: String = column(row, "address")?;
-        parse_address(&address)?;
+        let address = parse_address(&column::<String>(row, "address")?)?;
         let weight: i64 = column(row, "weight")?;
         Ok(BackendRecord {
             id: column(row, "id")?,
