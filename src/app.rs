@@ -6,26 +6,31 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::admin::{self, auth::TokenOrigin, AdminState, AdminToken, Origins};
 use crate::config::Settings;
 use crate::demo::DemoBackends;
 use crate::proxy::{self, upstream::Upstreams, Proxy};
 use crate::routing::{Backend, BackendPool};
 use crate::store::{Membership, Store};
+use crate::telemetry::Telemetry;
 
-/// A built switchyard: listener bound, pool loaded, demo backends running.
+/// A built switchyard: listeners bound, pool loaded, demo backends running.
 pub struct App {
     proxy: Arc<Proxy>,
     listener: TcpListener,
+    admin: AdminState,
+    admin_listener: TcpListener,
+    token_origin: TokenOrigin,
     demo: Option<DemoBackends>,
-    store: Store,
 }
 
 impl App {
     /// Validate `settings`, start the demo backends if asked, open the store
     /// (seeding it from the configured backends if it is empty), build the
-    /// pool and bind the proxy listener.
+    /// pool, resolve the admin token and bind both listeners.
     pub async fn build(settings: &Settings) -> anyhow::Result<App> {
         let (proxy_settings, mut backends) = settings.validate()?;
+        let token_source = settings.admin.token_source(&settings.database)?;
         let demo = if settings.demo {
             Some(DemoBackends::start().await?)
         } else {
@@ -42,19 +47,33 @@ impl App {
             proxy_settings.connect_timeout,
             proxy_settings.backend_idle_timeout,
         );
+        let pool = Arc::new(BackendPool::new(membership.snapshot()?));
+        let telemetry = Arc::new(Telemetry::new(Arc::clone(&pool)));
+        let (token, token_origin) =
+            AdminToken::load(&token_source).map_err(|e| anyhow::anyhow!("admin token: {e}"))?;
+        let listener = bind(settings.listen, "proxy").await?;
+        let admin_listener = bind(settings.admin.listen, "admin").await?;
+        let admin = AdminState {
+            store,
+            pool: Arc::clone(&pool),
+            telemetry: Arc::clone(&telemetry),
+            reload_scope: Arc::new(proxy_settings.reload_scope.clone()),
+            token,
+            origins: Arc::new(Origins::of(admin_listener.local_addr()?)),
+        };
         let proxy = Proxy {
-            pool: Arc::new(BackendPool::new(membership.snapshot()?)),
+            pool,
             settings: Arc::new(proxy_settings),
             upstreams: Arc::new(upstreams),
+            telemetry,
         };
-        let listener = TcpListener::bind(settings.listen)
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?;
         Ok(App {
             proxy: Arc::new(proxy),
             listener,
+            admin,
+            admin_listener,
+            token_origin,
             demo,
-            store,
         })
     }
 
@@ -65,6 +84,18 @@ impl App {
             .expect("bound listener has an address")
     }
 
+    /// The admin API's bound address.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin_listener
+            .local_addr()
+            .expect("bound listener has an address")
+    }
+
+    /// The admin bearer token.
+    pub fn admin_token(&self) -> &str {
+        self.admin.token.expose()
+    }
+
     /// The live backend pool.
     pub fn pool(&self) -> Arc<BackendPool> {
         Arc::clone(&self.proxy.pool)
@@ -73,15 +104,53 @@ impl App {
     /// Serve until `shutdown` fires; returns after the graceful stop.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let snapshot = self.proxy.pool.load();
-        tracing::info!(listen = %self.proxy_addr(), backends = snapshot.backends().len(), "switchyard proxy ready");
         for backend in snapshot.backends() {
-            tracing::info!(id = %backend.id, address = %backend.address, weight = backend.weight, "backend");
+            tracing::info!(id = %backend.id, address = %backend.address, weight = backend.weight,
+                state = backend.state.as_str(), "backend");
         }
-        proxy::serve(self.listener, self.proxy, shutdown).await?;
-        self.store.close().await;
+        self.announce_admin();
+        tracing::info!(listen = %self.proxy_addr(), admin = %self.admin_addr(),
+            backends = snapshot.backends().len(), "switchyard ready");
+        let grace = self.proxy.settings.shutdown_grace;
+        let store = self.admin.store.clone();
+        let admin = tokio::spawn(admin::serve(
+            self.admin_listener,
+            admin::router(self.admin),
+            shutdown.clone(),
+            grace,
+        ));
+        let served = proxy::serve(self.listener, self.proxy, shutdown).await;
+        let admin_served = admin.await?;
+        store.close().await;
         drop(self.demo);
+        served?;
+        admin_served?;
         Ok(())
     }
+
+    /// Where the UI is; the token only when it was generated just now.
+    fn announce_admin(&self) {
+        let url = format!("http://{}/", self.admin_addr());
+        match self.token_origin {
+            TokenOrigin::Generated => tracing::info!(
+                url = %format!("{url}#token={}", self.admin_token()),
+                "admin UI; a new admin token was generated and saved next to the database \
+                 (this is the only time it is printed)"
+            ),
+            TokenOrigin::Reused => {
+                tracing::info!(%url, "admin UI; the admin token is in the token file next to the database")
+            }
+            TokenOrigin::Explicit => {
+                tracing::info!(%url, "admin UI; sign in with the configured admin token")
+            }
+        }
+    }
+}
+
+async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {addr} ({what}): {e}"))
 }
 
 /// Build and run switchyard with `settings` until `shutdown` fires.

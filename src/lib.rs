@@ -8,6 +8,11 @@
 //!   timeouts, runs the request phases and streams bodies to and from backends.
 //! - [`routing`]: the routing key, backend addresses, the consistent-hash table
 //!   and the immutable pool snapshot; pure code, no I/O.
+//! - [`telemetry`]: per-backend counters the proxy updates and the admin API reads.
+//! - [`admin`]: the axum admin API on its own listener: membership changes
+//!   (committed to the [`store`], then published to the routing snapshot),
+//!   route lookups, stats, `/metrics`, `/healthz`, OpenAPI.
+//! - [`store`]: the durable membership (SQLite or PostgreSQL via sqlx).
 //! - [`config`]: settings from defaults, the Lua file and flags (parse → validate).
 //! - [`demo`]: three built-in demo backends for `--demo`.
 //! - [`run`](crate::run): wires it all together: build the pool, bind, serve
@@ -15,11 +20,13 @@
 
 #![forbid(unsafe_code)]
 
+pub mod admin;
 mod app;
 pub mod config;
 pub mod demo;
 pub mod proxy;
 pub mod routing;
 pub mod store;
+pub mod telemetry;
 
 pub use app::{run, App};

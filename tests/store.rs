@@ -5,6 +5,9 @@
 //! creates a fresh database. When the server is not reachable the PostgreSQL
 //! tests print why and skip.
 
+mod common;
+
+use common::{drop_database, fresh_postgres};
 use switchyard::routing::{BackendAddr, BackendState};
 use switchyard::store::{Store, StoreError};
 
@@ -133,30 +136,6 @@ async fn unsupported_urls_are_refused() {
     ));
 }
 
-/// A fresh PostgreSQL database for this run, or the reason there is none.
-async fn fresh_postgres() -> Result<String, String> {
-    use sqlx::Connection;
-    let server = std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let mut admin = sqlx::PgConnection::connect(&server)
-        .await
-        .map_err(|e| format!("{server}: {e}"))?;
-    let name = format!(
-        "switchyard_test_{}_{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    );
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut admin)
-        .await
-        .map_err(|e| e.to_string())?;
-    let base = server.rsplit_once('/').map_or(server.as_str(), |(b, _)| b);
-    Ok(format!("{base}/{name}"))
-}
-
 #[tokio::test]
 async fn postgres_store_keeps_membership_generations_and_changes() {
     let url = match fresh_postgres().await {
@@ -170,15 +149,4 @@ async fn postgres_store_keeps_membership_generations_and_changes() {
     membership_suite(&store, async { Store::open(&url).await.unwrap() }).await;
     store.close().await;
     drop_database(&url).await;
-}
-
-/// Best-effort cleanup of the run's database.
-async fn drop_database(url: &str) {
-    use sqlx::Connection;
-    let (base, name) = url.rsplit_once('/').unwrap();
-    if let Ok(mut admin) = sqlx::PgConnection::connect(&format!("{base}/postgres")).await {
-        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-            .execute(&mut admin)
-            .await;
-    }
 }

@@ -20,6 +20,17 @@ pub struct Flags {
     /// Membership database: sqlite://PATH or postgres://... [default: sqlite://switchyard.db].
     #[arg(long, value_name = "URL")]
     pub database: Option<String>,
+    /// Admin API and UI listen address [default: 127.0.0.1:8081].
+    #[arg(long, value_name = "ADDR")]
+    pub admin_listen: Option<SocketAddr>,
+    /// Admin API bearer token [default: generated, saved next to the database].
+    #[arg(
+        long,
+        env = "SWITCHYARD_ADMIN_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub admin_token: Option<String>,
     /// Add a backend `host:port` (repeatable), on top of the config's `backends`.
     #[arg(long = "backend", value_name = "ADDR")]
     pub backends: Vec<String>,
@@ -46,6 +57,13 @@ impl Flags {
         }
         if let Some(database) = &self.database {
             settings.database.clone_from(database);
+        }
+        if let Some(listen) = self.admin_listen {
+            settings.admin.listen = listen;
+        }
+        if let Some(token) = &self.admin_token {
+            settings.admin.token = Some(token.clone());
+            settings.admin.token_file = None;
         }
         if let Some(format) = self.log_format {
             settings.log_format = format;

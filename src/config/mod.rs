@@ -5,6 +5,7 @@
 //! turns it into runtime values; nothing here runs on the request path, and
 //! nothing re-reads the file except an explicit reload.
 
+mod admin;
 pub mod flags;
 pub mod lua;
 mod net;
@@ -17,6 +18,7 @@ use serde::Deserialize;
 
 use crate::routing::{Backend, BackendAddr, BackendState, ReloadScope};
 
+pub use admin::{AdminSettings, TokenSource, MIN_TOKEN_LEN};
 pub use flags::Flags;
 pub use net::IpNet;
 
@@ -57,6 +59,8 @@ pub struct Settings {
     pub listen: SocketAddr,
     /// Membership database: `sqlite://PATH` (created if missing) or `postgres://...`.
     pub database: String,
+    /// Admin API listener and token.
+    pub admin: AdminSettings,
     /// Proxy worker threads (default: number of cores).
     pub workers: Option<usize>,
     /// `text` or `json`.
@@ -86,6 +90,7 @@ impl Default for Settings {
         Settings {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             database: "sqlite://switchyard.db".to_owned(),
+            admin: AdminSettings::default(),
             workers: None,
             log_format: LogFormat::Text,
             backends: Vec::new(),

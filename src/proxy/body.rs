@@ -10,6 +10,7 @@ use tokio::sync::oneshot;
 
 use super::client_io::InFlight;
 use super::upstream::{BoxError, UpstreamBody};
+use crate::telemetry::BackendInFlight;
 
 pin_project_lite::pin_project! {
     /// A response body sent to a client. It keeps its request counted as in
@@ -19,15 +20,22 @@ pin_project_lite::pin_project! {
         #[pin]
         inner: UpstreamBody,
         _in_flight: Option<InFlight>,
+        _backend: Option<BackendInFlight>,
     }
 }
 
 impl ResponseBody {
-    /// Wrap `inner`, holding `in_flight` until the body is done.
-    pub fn new(inner: UpstreamBody, in_flight: Option<InFlight>) -> Self {
+    /// Wrap `inner`, holding `in_flight` (and the backend's count of
+    /// requests in flight) until the body is done.
+    pub fn new(
+        inner: UpstreamBody,
+        in_flight: Option<InFlight>,
+        backend: Option<BackendInFlight>,
+    ) -> Self {
         ResponseBody {
             inner,
             _in_flight: in_flight,
+            _backend: backend,
         }
     }
 }

@@ -5,7 +5,7 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use http::{header, HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
 use http_body_util::{BodyExt, Limited};
@@ -22,13 +22,26 @@ use crate::config::ProxySettings;
 use crate::routing::{
     routing_key, Backend, BackendPool, KeyError, KeyInput, ReloadScope, RoutingKey, Rule, Snapshot,
 };
+use crate::telemetry::{BackendInFlight, Telemetry};
 
-/// Everything the request path reads: the pool, the settings, the connections.
+/// Everything the request path reads: the pool, the settings, the
+/// connections, and the counters it updates.
 #[derive(Debug)]
 pub struct Proxy {
     pub pool: Arc<BackendPool>,
     pub settings: Arc<ProxySettings>,
     pub upstreams: Arc<Upstreams>,
+    pub telemetry: Arc<Telemetry>,
+}
+
+/// What one request did with a backend, for the counters.
+#[derive(Debug, Default)]
+struct Trace {
+    /// The backend that got the request (counted in flight until the
+    /// response body is done).
+    backend: Option<BackendInFlight>,
+    /// Time from sending the request to the backend's response head.
+    upstream_latency: Option<Duration>,
 }
 
 /// The hyper service entry point for one request.
@@ -41,19 +54,25 @@ pub async fn handle(
     let in_flight = conn.start_request();
     let started = Instant::now();
     let method = req.method().clone();
-    let response = match proxy.proxy_request(&conn, peer, req).await {
+    let mut trace = Trace::default();
+    let response = match proxy.proxy_request(&conn, peer, req, &mut trace).await {
         Ok(response) => response,
         Err(err) => {
             tracing::debug!(%peer, %method, error = %err, "answered by the proxy");
             err.into_response()
         }
     };
+    proxy.telemetry.finish(
+        trace.backend.as_ref(),
+        response.status(),
+        trace.upstream_latency,
+    );
     tracing::trace!(
         status = response.status().as_u16(),
         elapsed_us = started.elapsed().as_micros() as u64,
         "done"
     );
-    Ok(response.map(|body| ResponseBody::new(body, Some(in_flight))))
+    Ok(response.map(|body| ResponseBody::new(body, Some(in_flight), trace.backend)))
 }
 
 impl Proxy {
@@ -62,6 +81,7 @@ impl Proxy {
         conn: &Arc<ConnShared>,
         peer: SocketAddr,
         mut req: Request<Incoming>,
+        trace: &mut Trace,
     ) -> Result<Response<UpstreamBody>, ProxyError> {
         if let Some(problem) = conn.take_framing_error() {
             return Err(problem.into());
@@ -77,11 +97,14 @@ impl Proxy {
         .then(|| hyper::upgrade::on(&mut req));
         let (req, body_sent) =
             prepare_request(req, peer, &self.settings, client_upgrade.is_some())?;
-        let (backend, mut response) = self.forward(&snapshot, &key, first, req, body_sent).await?;
+        let (backend, mut response) = self
+            .forward(&snapshot, &key, first, req, body_sent, trace)
+            .await?;
         let upgraded = response.status() == StatusCode::SWITCHING_PROTOCOLS;
         if let (true, Some(client)) = (upgraded, client_upgrade) {
             let backend_side = hyper::upgrade::on(&mut response);
-            tokio::spawn(tunnel(client, backend_side, conn.start_request()));
+            let open = (conn.start_request(), self.telemetry.start(&backend.address));
+            tokio::spawn(tunnel(client, backend_side, open));
         }
         tracing::debug!(%peer, key = key.as_str(), rule = rule.as_str(), backend = %backend.address,
             status = response.status().as_u16(), "proxied");
@@ -96,6 +119,7 @@ impl Proxy {
         first: Arc<Backend>,
         req: Request<UpstreamBody>,
         body_sent: tokio::sync::oneshot::Receiver<()>,
+        trace: &mut Trace,
     ) -> Result<(Arc<Backend>, Response<Incoming>), ProxyError> {
         let tries = self.settings.tries;
         let mut backend = first;
@@ -103,10 +127,14 @@ impl Proxy {
         for attempt in 1..=tries {
             match self.upstreams.checkout(&backend.address).await {
                 Ok(checkout) => {
+                    trace.backend = Some(self.telemetry.start(&backend.address));
+                    let started = Instant::now();
                     let response = self.exchange(&backend, checkout, req, body_sent).await?;
+                    trace.upstream_latency = Some(started.elapsed());
                     return Ok((backend, response));
                 }
                 Err(err) => {
+                    self.telemetry.connect_failed(&backend.address);
                     tracing::warn!(backend = %backend.address, %err, attempt, "backend unreachable; trying the next candidate");
                     let list = fallbacks.get_or_insert_with(|| {
                         snapshot
@@ -274,7 +302,8 @@ pub fn prepare_response(response: Response<Incoming>, upgraded: bool) -> Respons
 }
 
 /// Copy bytes both ways between an upgraded client and backend connection.
-async fn tunnel(client: OnUpgrade, backend: OnUpgrade, _in_flight: InFlight) {
+/// `_open` keeps the tunnel counted on its client connection and backend.
+async fn tunnel(client: OnUpgrade, backend: OnUpgrade, _open: (InFlight, BackendInFlight)) {
     let (client, backend) = match tokio::try_join!(client, backend) {
         Ok(pair) => pair,
         Err(err) => {

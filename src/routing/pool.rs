@@ -189,4 +189,20 @@ impl BackendPool {
     pub fn publish(&self, snapshot: Snapshot) {
         self.current.store(Arc::new(snapshot));
     }
+
+    /// Publish `snapshot` unless the current one is as new or newer (by
+    /// generation); returns whether it was published. Lock-free: writers
+    /// that finish out of order never move the pool backwards.
+    pub fn publish_if_newer(&self, snapshot: Arc<Snapshot>) -> bool {
+        let mut published = false;
+        self.current.rcu(|current| {
+            published = snapshot.generation > current.generation;
+            if published {
+                Arc::clone(&snapshot)
+            } else {
+                Arc::clone(current)
+            }
+        });
+        published
+    }
 }

@@ -1,5 +1,5 @@
 //! Test helpers: backends and a switchyard on port 0, and small clients.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -14,13 +14,21 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use switchyard::config::{BackendEntry, Settings};
+use switchyard::config::{AdminSettings, BackendEntry, Settings};
 use switchyard::routing::BackendPool;
 use switchyard::App;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+
+mod admin;
+mod postgres;
+mod process;
+
+pub use admin::Admin;
+pub use postgres::{drop_database, fresh_postgres};
+pub use process::Process;
 
 pub type TestBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
 
@@ -155,6 +163,8 @@ pub async fn dead_address() -> SocketAddr {
 pub struct Proxy {
     pub addr: SocketAddr,
     pub pool: Arc<BackendPool>,
+    /// The admin API, with its token.
+    pub admin: Admin,
     /// Holds the temporary SQLite database.
     _dir: tempfile::TempDir,
     shutdown: CancellationToken,
@@ -173,6 +183,10 @@ impl Proxy {
         let mut settings = Settings {
             listen: "127.0.0.1:0".parse().unwrap(),
             database: format!("sqlite://{}", dir.path().join("switchyard.db").display()),
+            admin: AdminSettings {
+                listen: "127.0.0.1:0".parse().unwrap(),
+                ..AdminSettings::default()
+            },
             backends: backends
                 .iter()
                 .map(|a| BackendEntry::Address(a.to_string()))
@@ -182,11 +196,13 @@ impl Proxy {
         adjust(&mut settings);
         let app = App::build(&settings).await.expect("switchyard builds");
         let (addr, pool) = (app.proxy_addr(), app.pool());
+        let admin = Admin::new(app.admin_addr(), app.admin_token());
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(app.run(shutdown.clone()));
         Proxy {
             addr,
             pool,
+            admin,
             _dir: dir,
             shutdown,
             task,
@@ -260,85 +276,4 @@ pub async fn eventually(within: Duration, mut check: impl FnMut() -> bool) -> bo
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     check()
-}
-
-/// The switchyard binary running as its own process (for RSS and signals).
-pub struct Process {
-    pub child: tokio::process::Child,
-    /// Holds the temporary SQLite database.
-    pub dir: tempfile::TempDir,
-    pub addr: SocketAddr,
-    pub log: Arc<Mutex<Vec<String>>>,
-}
-
-impl Process {
-    /// Start `switchyard --listen 127.0.0.1:0 <args>` and wait until it is ready.
-    pub async fn start(args: &[&str]) -> Process {
-        use tokio::io::AsyncBufReadExt;
-        let dir = tempfile::tempdir().unwrap();
-        let database = format!("sqlite://{}", dir.path().join("switchyard.db").display());
-        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
-            .args(["--listen", "127.0.0.1:0", "--database", &database])
-            .args(args)
-            .env("RUST_LOG", "info")
-            .stderr(std::process::Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("switchyard binary starts");
-        let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
-        let log: Arc<Mutex<Vec<String>>> = Arc::default();
-        let addr = tokio::time::timeout(Duration::from_secs(30), async {
-            while let Some(line) = lines.next_line().await.unwrap() {
-                log.lock().unwrap().push(line.clone());
-                if let Some(rest) = line.split("listen=").nth(1) {
-                    return rest
-                        .split_whitespace()
-                        .next()
-                        .unwrap()
-                        .parse::<SocketAddr>()
-                        .unwrap();
-                }
-            }
-            panic!(
-                "switchyard exited before it was ready: {:?}",
-                log.lock().unwrap()
-            );
-        })
-        .await
-        .expect("switchyard ready within 30 s");
-        let sink = Arc::clone(&log);
-        tokio::spawn(async move {
-            while let Ok(Some(line)) = lines.next_line().await {
-                sink.lock().unwrap().push(line);
-            }
-        });
-        Process {
-            child,
-            dir,
-            addr,
-            log,
-        }
-    }
-
-    /// Resident set size in KiB, from /proc.
-    pub fn rss_kib(&self) -> u64 {
-        let pid = self.child.id().expect("process is running");
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    }
-
-    /// Send a signal (e.g. "TERM") to the process.
-    pub fn signal(&self, name: &str) {
-        let pid = self.child.id().expect("process is running");
-        let ok = std::process::Command::new("kill")
-            .args([&format!("-{name}"), &pid.to_string()])
-            .status()
-            .unwrap();
-        assert!(ok.success());
-    }
 }

@@ -1,0 +1,176 @@
+//! Membership changes. Each handler validates the whole request first, then
+//! makes one store transaction (committed before the response), then
+//! publishes the committed membership to the routing snapshot.
+
+use std::collections::HashSet;
+
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::Json;
+
+use super::error::{ApiError, ErrorBody, JsonBody};
+use super::model::{BackendList, BackendPatch, BackendView, NewBackend, Replacement};
+use super::AdminState;
+use crate::routing::pool::MAX_WEIGHT;
+use crate::routing::{BackendAddr, BackendState};
+use crate::store::Membership;
+
+/// List every backend.
+#[utoipa::path(get, path = "/api/v1/backends", tag = "backends",
+    responses((status = 200, body = BackendList), (status = 401, body = ErrorBody)))]
+pub async fn list(State(state): State<AdminState>) -> Result<Json<BackendList>, ApiError> {
+    Ok(Json(list_of(&state.store.membership().await?)))
+}
+
+/// Add a backend; it takes keys as soon as the response is sent.
+#[utoipa::path(post, path = "/api/v1/backends", tag = "backends", request_body = NewBackend,
+    responses(
+        (status = 201, body = BackendView, headers(("Location" = String, description = "The new backend's URL"))),
+        (status = 400, description = "Invalid address or weight, or malformed JSON", body = ErrorBody),
+        (status = 409, description = "The address is already in the pool", body = ErrorBody),
+        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
+        (status = 422, description = "Unknown or mistyped field", body = ErrorBody),
+        (status = 401, body = ErrorBody)))]
+pub async fn create(
+    State(state): State<AdminState>,
+    JsonBody(body): JsonBody<NewBackend>,
+) -> Result<impl IntoResponse, ApiError> {
+    let address = parse_address(&body.address)?;
+    let weight = check_weight(body.weight)?;
+    let (membership, record) = state.store.create(&address, weight).await?;
+    state.publish(membership).await?;
+    let location = format!("/api/v1/backends/{}", record.id);
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(BackendView::from(&record)),
+    ))
+}
+
+/// One backend.
+#[utoipa::path(get, path = "/api/v1/backends/{id}", tag = "backends",
+    params(("id" = String, Path, description = "Backend id")),
+    responses((status = 200, body = BackendView), (status = 404, body = ErrorBody),
+        (status = 401, body = ErrorBody)))]
+pub async fn get(
+    State(state): State<AdminState>,
+    Path(id): Path<String>,
+) -> Result<Json<BackendView>, ApiError> {
+    let id = parse_id(&id)?;
+    let membership = state.store.membership().await?;
+    membership
+        .backends
+        .iter()
+        .find(|b| b.id == id)
+        .map(|b| Json(BackendView::from(b)))
+        .ok_or_else(|| not_found(id))
+}
+
+/// Drain or reactivate a backend, or change its weight.
+#[utoipa::path(patch, path = "/api/v1/backends/{id}", tag = "backends", request_body = BackendPatch,
+    params(("id" = String, Path, description = "Backend id")),
+    responses((status = 200, body = BackendView),
+        (status = 400, description = "Nothing to change, invalid weight, or malformed JSON", body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 413, body = ErrorBody),
+        (status = 415, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 401, body = ErrorBody)))]
+pub async fn update(
+    State(state): State<AdminState>,
+    Path(id): Path<String>,
+    JsonBody(patch): JsonBody<BackendPatch>,
+) -> Result<Json<BackendView>, ApiError> {
+    let id = parse_id(&id)?;
+    if patch.state.is_none() && patch.weight.is_none() {
+        return Err(ApiError::invalid(
+            "empty_patch",
+            "nothing to change: give `state` (\"active\" or \"draining\") and/or `weight`",
+        ));
+    }
+    let weight = patch.weight.map(|w| check_weight(Some(w))).transpose()?;
+    let state_change = patch.state.map(BackendState::from);
+    let (membership, record) = state.store.update(id, state_change, weight).await?;
+    state.publish(membership).await?;
+    Ok(Json(BackendView::from(&record)))
+}
+
+/// Remove a backend; requests already on it finish.
+#[utoipa::path(delete, path = "/api/v1/backends/{id}", tag = "backends",
+    params(("id" = String, Path, description = "Backend id")),
+    responses((status = 204, description = "Removed"), (status = 404, body = ErrorBody),
+        (status = 401, body = ErrorBody)))]
+pub async fn delete(
+    State(state): State<AdminState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let id = parse_id(&id)?;
+    let membership = state.store.delete(id).await?;
+    state.publish(membership).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Replace the whole pool atomically (addresses that stay keep their id).
+#[utoipa::path(put, path = "/api/v1/backends", tag = "backends", request_body = Replacement,
+    responses((status = 200, body = BackendList),
+        (status = 400, description = "An invalid or repeated address, an invalid weight, or malformed JSON", body = ErrorBody),
+        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
+        (status = 422, body = ErrorBody), (status = 401, body = ErrorBody)))]
+pub async fn replace(
+    State(state): State<AdminState>,
+    JsonBody(body): JsonBody<Replacement>,
+) -> Result<Json<BackendList>, ApiError> {
+    let mut seen = HashSet::new();
+    let mut wanted = Vec::with_capacity(body.backends.len());
+    for (i, entry) in body.backends.iter().enumerate() {
+        let address = parse_address(&entry.address)
+            .map_err(|e| ApiError::invalid("invalid_address", format!("backends[{i}]: {e}")))?;
+        let weight = check_weight(entry.weight)
+            .map_err(|e| ApiError::invalid("invalid_weight", format!("backends[{i}]: {e}")))?;
+        if !seen.insert(address.clone()) {
+            return Err(ApiError::invalid(
+                "duplicate_address",
+                format!("backends[{i}]: {address} is listed more than once"),
+            ));
+        }
+        let state = entry.state.map_or(BackendState::Active, Into::into);
+        wanted.push((address, weight, state));
+    }
+    let membership = state.store.replace(&wanted).await?;
+    let list = list_of(&membership);
+    state.publish(membership).await?;
+    Ok(Json(list))
+}
+
+fn list_of(membership: &Membership) -> BackendList {
+    BackendList {
+        generation: membership.generation,
+        backends: membership.backends.iter().map(BackendView::from).collect(),
+    }
+}
+
+fn parse_address(text: &str) -> Result<BackendAddr, ApiError> {
+    text.parse()
+        .map_err(|e| ApiError::invalid("invalid_address", format!("{e}")))
+}
+
+fn check_weight(weight: Option<u32>) -> Result<u32, ApiError> {
+    match weight.unwrap_or(1) {
+        w @ 1..=MAX_WEIGHT => Ok(w),
+        w => Err(ApiError::invalid(
+            "invalid_weight",
+            format!("weight {w} is out of range; use 1 to {MAX_WEIGHT}"),
+        )),
+    }
+}
+
+/// Ids are positive integers; anything else names no backend.
+fn parse_id(text: &str) -> Result<i64, ApiError> {
+    text.parse::<i64>()
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or_else(|| ApiError::NotFound(format!("no backend with id {text:?}")))
+}
+
+fn not_found(id: i64) -> ApiError {
+    ApiError::NotFound(format!("no backend with id {id}"))
+}

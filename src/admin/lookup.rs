@@ -1,0 +1,157 @@
+//! Read-only calls: route lookup (the proxy's own key code on the live
+//! snapshot), stats, the change log, `/healthz` and `/metrics`.
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::{header, Request};
+use axum::response::IntoResponse;
+use axum::Json;
+
+use super::error::{ApiError, ErrorBody};
+use super::model::{
+    BackendStatsView, ByClass, ChangeList, ChangesQuery, Healthz, Latency, Route, RouteBackend,
+    RouteQuery, Stats,
+};
+use super::AdminState;
+use crate::proxy::handler::routing_key_of;
+use crate::routing::KeyError;
+use crate::telemetry::{self, StatsSnapshot};
+
+/// Which backend a request for `host` and `path` reaches now, and the
+/// failover order behind it.
+#[utoipa::path(get, path = "/api/v1/route", tag = "routing", params(RouteQuery),
+    responses((status = 200, body = Route),
+        (status = 400, description = "Missing or invalid host, path or reload domain", body = ErrorBody),
+        (status = 401, body = ErrorBody)))]
+pub async fn route(
+    State(state): State<AdminState>,
+    query: Result<Query<RouteQuery>, QueryRejection>,
+) -> Result<Json<Route>, ApiError> {
+    let Query(query) = query?;
+    let host = query
+        .host
+        .filter(|h| !h.is_empty())
+        .ok_or_else(|| ApiError::invalid("missing_host", "give the request's host: ?host=..."))?;
+    let path = query.path.unwrap_or_else(|| "/".to_owned());
+    if !path.starts_with('/') {
+        return Err(ApiError::invalid(
+            "invalid_path",
+            "the path must start with /",
+        ));
+    }
+    // Build the request the proxy would see and ask the proxy's phase 1.
+    let request = Request::builder()
+        .uri(path.as_str())
+        .header(header::HOST, host.as_str())
+        .body(())
+        .map_err(|_| {
+            ApiError::invalid(
+                "invalid_request",
+                "the host or path contains characters a request cannot carry",
+            )
+        })?;
+    let (key, rule) = routing_key_of(&request, &state.reload_scope).map_err(|e| {
+        let code = match e {
+            KeyError::InvalidReloadDomain => "invalid_reload_domain",
+            _ => "invalid_host",
+        };
+        ApiError::invalid(code, e.to_string())
+    })?;
+    let snapshot = state.pool.load();
+    let candidates: Vec<RouteBackend> = snapshot
+        .candidates(&key, usize::MAX)
+        .into_iter()
+        .map(|b| RouteBackend::from(&**b))
+        .collect();
+    let backend = snapshot.pick(&key).map(|b| RouteBackend::from(&**b));
+    Ok(Json(Route {
+        key: key.as_str().to_owned(),
+        rule: rule.as_str().to_owned(),
+        generation: snapshot.generation(),
+        backend,
+        candidates,
+    }))
+}
+
+/// Per-backend counters since start: requests, errors, in flight, latency.
+#[utoipa::path(get, path = "/api/v1/stats", tag = "observability",
+    responses((status = 200, body = Stats), (status = 401, body = ErrorBody)))]
+pub async fn stats(State(state): State<AdminState>) -> Json<Stats> {
+    let snapshot = state.pool.load();
+    let backends = snapshot
+        .backends()
+        .iter()
+        .map(|b| {
+            let s = state.telemetry.backend(&b.address);
+            BackendStatsView {
+                id: b.id.clone(),
+                address: b.address.to_string(),
+                state: b.state.into(),
+                requests: s.requests(),
+                errors: s.errors(),
+                connect_errors: s.connect_errors,
+                in_flight: s.in_flight,
+                by_class: by_class(&s),
+                latency_ms: Latency {
+                    p50: s.latency.quantile_ms(0.5),
+                    p90: s.latency.quantile_ms(0.9),
+                    p99: s.latency.quantile_ms(0.99),
+                },
+            }
+        })
+        .collect();
+    Json(Stats {
+        generation: snapshot.generation(),
+        backends,
+        unrouted: by_class(&state.telemetry.unrouted()),
+    })
+}
+
+fn by_class(s: &StatsSnapshot) -> ByClass {
+    let [c1, c2, c3, c4, c5] = s.classes;
+    ByClass { c1, c2, c3, c4, c5 }
+}
+
+/// The newest membership changes, newest first.
+#[utoipa::path(get, path = "/api/v1/changes", tag = "backends", params(ChangesQuery),
+    responses((status = 200, body = ChangeList),
+        (status = 400, description = "Invalid limit", body = ErrorBody),
+        (status = 401, body = ErrorBody)))]
+pub async fn changes(
+    State(state): State<AdminState>,
+    query: Result<Query<ChangesQuery>, QueryRejection>,
+) -> Result<Json<ChangeList>, ApiError> {
+    let Query(query) = query?;
+    let limit = query.limit.unwrap_or(50);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::invalid(
+            "invalid_query",
+            "limit must be from 1 to 1000",
+        ));
+    }
+    let changes = state.store.recent_changes(limit).await?;
+    Ok(Json(ChangeList {
+        changes: changes.into_iter().map(Into::into).collect(),
+    }))
+}
+
+/// `200` while switchyard is serving (no token needed).
+#[utoipa::path(get, path = "/healthz", tag = "observability", security(()),
+    responses((status = 200, body = Healthz)))]
+pub async fn healthz(State(state): State<AdminState>) -> Json<Healthz> {
+    Json(Healthz {
+        status: "serving".to_owned(),
+        generation: state.pool.load().generation(),
+    })
+}
+
+/// Prometheus text format.
+#[utoipa::path(get, path = "/metrics", tag = "observability",
+    responses((status = 200, description = "Prometheus text format (0.0.4)", content_type = "text/plain", body = String),
+        (status = 401, body = ErrorBody)))]
+pub async fn metrics(State(state): State<AdminState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, telemetry::CONTENT_TYPE)],
+        state.telemetry.render(),
+    )
+}

@@ -1,0 +1,137 @@
+//! The admin API (axum) on its own listener: membership changes, route
+//! lookups, stats, `/metrics`, `/healthz` and the OpenAPI description.
+//!
+//! - [`router`]: every route, built by one function.
+//! - [`auth`]: the bearer token (flag, file or generated) and the `Origin` check.
+//! - [`backends`]: list/create/get/patch/delete/replace; each change is
+//!   committed to the [`Store`] and published to the routing snapshot before
+//!   the response.
+//! - [`lookup`]: route lookup, stats, change log, health, metrics.
+//! - [`model`], [`error`], [`openapi`]: the JSON, its errors and its schema.
+
+pub mod auth;
+mod backends;
+pub mod error;
+mod lookup;
+pub mod model;
+pub mod openapi;
+
+use std::future::IntoFuture;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::get;
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::routing::{BackendPool, ReloadScope, Snapshot};
+use crate::store::{Membership, Store};
+use crate::telemetry::Telemetry;
+
+pub use auth::{AdminToken, Origins};
+use error::ApiError;
+
+/// Largest accepted request body.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// Everything the admin handlers share.
+#[derive(Clone, Debug)]
+pub struct AdminState {
+    pub store: Store,
+    pub pool: Arc<BackendPool>,
+    pub telemetry: Arc<Telemetry>,
+    pub reload_scope: Arc<ReloadScope>,
+    pub token: AdminToken,
+    pub origins: Arc<Origins>,
+}
+
+/// The admin API: `/healthz` open, everything else behind the token and
+/// the `Origin` check.
+pub fn router(state: AdminState) -> Router {
+    let api = Router::new()
+        .route(
+            "/api/v1/backends",
+            get(backends::list)
+                .post(backends::create)
+                .put(backends::replace),
+        )
+        .route(
+            "/api/v1/backends/{id}",
+            get(backends::get)
+                .patch(backends::update)
+                .delete(backends::delete),
+        )
+        .route("/api/v1/route", get(lookup::route))
+        .route("/api/v1/stats", get(lookup::stats))
+        .route("/api/v1/changes", get(lookup::changes))
+        .route("/api/v1/openapi.json", get(openapi::document))
+        .route("/metrics", get(lookup::metrics))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ));
+    Router::new()
+        .route("/healthz", get(lookup::healthz))
+        .merge(api)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::NotFound(format!("there is no {} in the admin API", uri.path()))
+}
+
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::MethodNotAllowed(format!("{method} is not allowed on {}", uri.path()))
+}
+
+/// Serve `router` on `listener` until `shutdown` fires; open connections
+/// then get `grace` to finish.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: CancellationToken,
+    grace: Duration,
+) -> std::io::Result<()> {
+    let app = router.into_make_service_with_connect_info::<SocketAddr>();
+    let server = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+        .into_future();
+    tokio::pin!(server);
+    tokio::select! {
+        result = &mut server => return result,
+        () = shutdown.cancelled() => {}
+    }
+    match tokio::time::timeout(grace, server).await {
+        Ok(result) => result,
+        Err(_) => {
+            tracing::warn!("admin connections still open after the grace period; closing them");
+            Ok(())
+        }
+    }
+}
+
+impl AdminState {
+    /// Make a committed `membership` the routing snapshot, unless a newer
+    /// generation is already published (concurrent writers may finish in
+    /// any order; the snapshot only moves forward).
+    pub async fn publish(&self, membership: Membership) -> Result<(), ApiError> {
+        let snapshot = tokio::task::spawn_blocking(move || membership.snapshot())
+            .await
+            .map_err(|_| ApiError::Internal)?
+            .map_err(|err| {
+                tracing::error!(%err, "committed membership cannot be routed");
+                ApiError::Internal
+            })?;
+        let snapshot: Arc<Snapshot> = Arc::new(snapshot);
+        if self.pool.publish_if_newer(Arc::clone(&snapshot)) {
+            self.telemetry.retain(&snapshot);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,267 @@
+//! The JSON the admin API reads and writes, with its OpenAPI schemas.
+//! Request types reject unknown fields; values are checked by the handlers.
+
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::routing::{Backend, BackendState};
+use crate::store::{BackendRecord, ChangeRecord};
+
+/// `active` takes new keys; `draining` gets none (requests on it finish).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    Active,
+    Draining,
+}
+
+impl From<State> for BackendState {
+    fn from(state: State) -> Self {
+        match state {
+            State::Active => BackendState::Active,
+            State::Draining => BackendState::Draining,
+        }
+    }
+}
+
+impl From<BackendState> for State {
+    fn from(state: BackendState) -> Self {
+        match state {
+            BackendState::Active => State::Active,
+            BackendState::Draining => State::Draining,
+        }
+    }
+}
+
+/// Result of health checking (`unknown` until a check has run).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Health {
+    Up,
+    Down,
+    Unknown,
+}
+
+/// A backend of the pool.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct BackendView {
+    #[schema(example = "1")]
+    pub id: String,
+    /// Canonical `host:port`.
+    #[schema(example = "10.0.0.7:8000")]
+    pub address: String,
+    #[schema(minimum = 1, maximum = 1000)]
+    pub weight: u32,
+    pub state: State,
+    pub health: Health,
+    /// RFC 3339.
+    #[schema(example = "2026-11-25T08:00:00Z")]
+    pub created_at: String,
+}
+
+impl From<&BackendRecord> for BackendView {
+    fn from(record: &BackendRecord) -> Self {
+        BackendView {
+            id: record.id.to_string(),
+            address: record.address.to_string(),
+            weight: record.weight,
+            state: record.state.into(),
+            health: Health::Unknown,
+            created_at: record.created_at.clone(),
+        }
+    }
+}
+
+/// The whole pool at one generation.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BackendList {
+    /// Bumped by every change.
+    pub generation: u64,
+    pub backends: Vec<BackendView>,
+}
+
+/// `POST /api/v1/backends`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewBackend {
+    /// `host:port`: IPv4, `[IPv6]` or a DNS name; port 1–65535.
+    #[schema(example = "10.0.0.7:8000")]
+    pub address: String,
+    /// 1–1000 (default 1).
+    #[schema(minimum = 1, maximum = 1000)]
+    pub weight: Option<u32>,
+}
+
+/// `PATCH /api/v1/backends/{id}`: at least one field.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BackendPatch {
+    pub state: Option<State>,
+    #[schema(minimum = 1, maximum = 1000)]
+    pub weight: Option<u32>,
+}
+
+/// One backend of a `PUT /api/v1/backends` body.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WantedBackend {
+    #[schema(example = "10.0.0.7:8000")]
+    pub address: String,
+    /// 1–1000 (default 1).
+    #[schema(minimum = 1, maximum = 1000)]
+    pub weight: Option<u32>,
+    /// Default `active`.
+    pub state: Option<State>,
+}
+
+/// `PUT /api/v1/backends`: the whole new pool.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Replacement {
+    pub backends: Vec<WantedBackend>,
+}
+
+/// `GET /api/v1/route` parameters.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct RouteQuery {
+    /// The request's `Host` (any case, optional port).
+    pub host: Option<String>,
+    /// The request path (default `/`), e.g. `/user/fred/webapps/www.foo.com/reload`.
+    pub path: Option<String>,
+}
+
+/// A backend as the live routing snapshot has it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RouteBackend {
+    pub id: String,
+    pub address: String,
+    pub weight: u32,
+    pub state: State,
+}
+
+impl From<&Backend> for RouteBackend {
+    fn from(backend: &Backend) -> Self {
+        RouteBackend {
+            id: backend.id.clone(),
+            address: backend.address.to_string(),
+            weight: backend.weight,
+            state: backend.state.into(),
+        }
+    }
+}
+
+/// Which backend a request would reach, and why.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Route {
+    /// The normalized routing key.
+    #[schema(example = "ironhand.example")]
+    pub key: String,
+    /// `host` or `reload`.
+    #[schema(example = "reload")]
+    pub rule: String,
+    /// Generation of the snapshot that answered.
+    pub generation: u64,
+    /// The backend that gets the request; `null` when no backend is active.
+    pub backend: Option<RouteBackend>,
+    /// Every active backend in failover order (the first is `backend`).
+    pub candidates: Vec<RouteBackend>,
+}
+
+/// Estimated upstream latency percentiles in milliseconds (`null` before
+/// the first response).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Latency {
+    pub p50: Option<f64>,
+    pub p90: Option<f64>,
+    pub p99: Option<f64>,
+}
+
+/// Responses per status class.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ByClass {
+    #[serde(rename = "1xx")]
+    pub c1: u64,
+    #[serde(rename = "2xx")]
+    pub c2: u64,
+    #[serde(rename = "3xx")]
+    pub c3: u64,
+    #[serde(rename = "4xx")]
+    pub c4: u64,
+    #[serde(rename = "5xx")]
+    pub c5: u64,
+}
+
+/// Counters of one backend since this process started.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BackendStatsView {
+    pub id: String,
+    pub address: String,
+    pub state: State,
+    /// Responses of every status.
+    pub requests: u64,
+    /// `5xx` responses (from the backend, or from the proxy on its behalf).
+    pub errors: u64,
+    /// Failed connection attempts.
+    pub connect_errors: u64,
+    pub in_flight: i64,
+    pub by_class: ByClass,
+    pub latency_ms: Latency,
+}
+
+/// `GET /api/v1/stats`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Stats {
+    pub generation: u64,
+    pub backends: Vec<BackendStatsView>,
+    /// Requests answered before a backend was chosen (bad host, no backends).
+    pub unrouted: ByClass,
+}
+
+/// `GET /api/v1/changes` parameters.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ChangesQuery {
+    /// How many (1–1000, default 50).
+    pub limit: Option<u32>,
+}
+
+/// One entry of the membership change log.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Change {
+    pub generation: i64,
+    /// RFC 3339.
+    pub at: String,
+    /// `created`, `updated`, `deleted` or `replaced`.
+    pub action: String,
+    pub backend_id: String,
+    pub address: String,
+    pub detail: String,
+}
+
+impl From<ChangeRecord> for Change {
+    fn from(c: ChangeRecord) -> Self {
+        Change {
+            generation: c.generation,
+            at: c.at,
+            action: c.action,
+            backend_id: c.backend_id.to_string(),
+            address: c.address,
+            detail: c.detail,
+        }
+    }
+}
+
+/// `GET /api/v1/changes`: newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChangeList {
+    pub changes: Vec<Change>,
+}
+
+/// `GET /healthz`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Healthz {
+    #[schema(example = "serving")]
+    pub status: String,
+    pub generation: u64,
+}

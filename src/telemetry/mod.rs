@@ -1,0 +1,162 @@
+//! What the proxy did, per backend: request counts by status class, errors,
+//! requests in flight and upstream latency. The request path only touches
+//! atomics (one `DashMap` lookup per request to find its backend's counters);
+//! the admin API reads them for `/api/v1/stats` and `/metrics`.
+//!
+//! Labels are bounded: one series per backend address plus `none` for
+//! requests the proxy answered before choosing a backend; never per domain.
+
+pub mod latency;
+mod prometheus;
+
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Duration;
+
+use dashmap::DashMap;
+use http::StatusCode;
+
+use crate::routing::{BackendAddr, BackendPool, Snapshot};
+
+pub use latency::HistogramSnapshot;
+pub use prometheus::CONTENT_TYPE;
+
+/// Status classes, in label order.
+pub const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
+/// Counters for one backend (or for the unrouted requests).
+#[derive(Debug, Default)]
+pub struct BackendStats {
+    classes: [AtomicU64; 5],
+    connect_errors: AtomicU64,
+    in_flight: AtomicI64,
+    latency: latency::Histogram,
+}
+
+/// A copy of one backend's counters.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StatsSnapshot {
+    /// Responses per status class, in [`CLASSES`] order.
+    pub classes: [u64; 5],
+    /// Failed connection attempts (each may have failed over to another backend).
+    pub connect_errors: u64,
+    pub in_flight: i64,
+    /// Time from sending the request to the response head.
+    pub latency: HistogramSnapshot,
+}
+
+impl StatsSnapshot {
+    /// Responses of every class.
+    pub fn requests(&self) -> u64 {
+        self.classes.iter().sum()
+    }
+
+    /// `5xx` responses (from the backend or from the proxy on its behalf).
+    pub fn errors(&self) -> u64 {
+        self.classes[4]
+    }
+}
+
+impl BackendStats {
+    fn snapshot(&self) -> StatsSnapshot {
+        StatsSnapshot {
+            classes: std::array::from_fn(|i| self.classes[i].load(Relaxed)),
+            connect_errors: self.connect_errors.load(Relaxed),
+            in_flight: self.in_flight.load(Relaxed).max(0),
+            latency: self.latency.snapshot(),
+        }
+    }
+}
+
+/// Counts a request as in flight on its backend until dropped (when the
+/// response body is done).
+#[derive(Debug)]
+pub struct BackendInFlight(Arc<BackendStats>);
+
+impl Drop for BackendInFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Relaxed);
+    }
+}
+
+/// Every backend's counters, and the pool they are reported against.
+#[derive(Debug)]
+pub struct Telemetry {
+    backends: DashMap<BackendAddr, Arc<BackendStats>>,
+    unrouted: BackendStats,
+    pool: Arc<BackendPool>,
+}
+
+impl Telemetry {
+    /// Counters reported against `pool`'s current membership.
+    pub fn new(pool: Arc<BackendPool>) -> Self {
+        Telemetry {
+            backends: DashMap::new(),
+            unrouted: BackendStats::default(),
+            pool,
+        }
+    }
+
+    fn stats(&self, address: &BackendAddr) -> Arc<BackendStats> {
+        if let Some(stats) = self.backends.get(address) {
+            return Arc::clone(&stats);
+        }
+        Arc::clone(&self.backends.entry(address.clone()).or_default())
+    }
+
+    /// A request to `address` starts; it is in flight until the guard drops.
+    pub fn start(&self, address: &BackendAddr) -> BackendInFlight {
+        let stats = self.stats(address);
+        stats.in_flight.fetch_add(1, Relaxed);
+        BackendInFlight(stats)
+    }
+
+    /// `address` refused or timed out a connection.
+    pub fn connect_failed(&self, address: &BackendAddr) {
+        self.stats(address).connect_errors.fetch_add(1, Relaxed);
+    }
+
+    /// The response to one request: from `backend` (with the upstream
+    /// latency when its head arrived) or from the proxy before any backend.
+    pub fn finish(
+        &self,
+        backend: Option<&BackendInFlight>,
+        status: StatusCode,
+        latency: Option<Duration>,
+    ) {
+        let stats = match backend {
+            Some(guard) => &*guard.0,
+            None => &self.unrouted,
+        };
+        let class = usize::from(status.as_u16() / 100).clamp(1, 5) - 1;
+        stats.classes[class].fetch_add(1, Relaxed);
+        if let Some(latency) = latency {
+            stats.latency.observe(latency);
+        }
+    }
+
+    /// Counters of one backend (zeros if it never served a request).
+    pub fn backend(&self, address: &BackendAddr) -> StatsSnapshot {
+        self.backends
+            .get(address)
+            .map(|s| s.snapshot())
+            .unwrap_or_default()
+    }
+
+    /// Counters of requests answered before a backend was chosen.
+    pub fn unrouted(&self) -> StatsSnapshot {
+        self.unrouted.snapshot()
+    }
+
+    /// Forget backends that left the membership (bounds memory under churn).
+    pub fn retain(&self, snapshot: &Snapshot) {
+        let current: std::collections::HashSet<&BackendAddr> =
+            snapshot.backends().iter().map(|b| &b.address).collect();
+        self.backends.retain(|address, _| current.contains(address));
+    }
+
+    /// The pool the counters are reported against.
+    pub fn pool(&self) -> &Arc<BackendPool> {
+        &self.pool
+    }
+}

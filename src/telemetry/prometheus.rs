@@ -1,0 +1,127 @@
+//! `/metrics`: the counters in the Prometheus text format, encoded straight
+//! from the atomics on each scrape by a `prometheus-client` collector.
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
+
+use super::latency::BOUNDS_MICROS;
+use super::{StatsSnapshot, Telemetry, CLASSES};
+use crate::routing::BackendState;
+
+pub use prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
+
+impl Telemetry {
+    /// Every metric, in the Prometheus text format (version 0.0.4).
+    pub fn render(self: &std::sync::Arc<Self>) -> String {
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(std::sync::Arc::clone(self)));
+        let mut text = String::new();
+        prometheus_client::encoding::prometheus_text::encode(&mut text, &registry)
+            .expect("writing to a String cannot fail");
+        text
+    }
+}
+
+impl Collector for Telemetry {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let snapshot = self.pool.load();
+        let mut series: Vec<(String, StatsSnapshot)> = snapshot
+            .backends()
+            .iter()
+            .map(|b| (b.address.to_string(), self.backend(&b.address)))
+            .collect();
+        series.push(("none".to_owned(), self.unrouted()));
+
+        let mut requests = encoder.encode_descriptor(
+            "switchyard_requests",
+            "Responses sent to clients, by backend and status class",
+            None,
+            MetricType::Counter,
+        )?;
+        for (backend, stats) in &series {
+            for (class, count) in CLASSES.iter().zip(stats.classes) {
+                let labels = [("backend", backend.as_str()), ("class", class)];
+                requests
+                    .encode_family(&labels)?
+                    .encode_counter::<NoLabelSet, _, u64>(&count, None)?;
+            }
+        }
+
+        let backends = &series[..series.len() - 1];
+        let mut connect = encoder.encode_descriptor(
+            "switchyard_backend_connect_errors",
+            "Failed connection attempts to a backend",
+            None,
+            MetricType::Counter,
+        )?;
+        for (backend, stats) in backends {
+            connect
+                .encode_family(&[("backend", backend.as_str())])?
+                .encode_counter::<NoLabelSet, _, u64>(&stats.connect_errors, None)?;
+        }
+
+        let mut in_flight = encoder.encode_descriptor(
+            "switchyard_backend_in_flight",
+            "Requests sent to a backend whose response has not finished",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (backend, stats) in backends {
+            in_flight
+                .encode_family(&[("backend", backend.as_str())])?
+                .encode_gauge(&stats.in_flight)?;
+        }
+
+        let mut latency = encoder.encode_descriptor(
+            "switchyard_upstream_latency_seconds",
+            "Time from sending a request to a backend to its response head",
+            None,
+            MetricType::Histogram,
+        )?;
+        for (backend, stats) in backends {
+            let buckets: Vec<(f64, u64)> = BOUNDS_MICROS
+                .iter()
+                .map(|&b| b as f64 / 1e6)
+                .chain([f64::INFINITY])
+                .zip(stats.latency.buckets)
+                .collect();
+            latency
+                .encode_family(&[("backend", backend.as_str())])?
+                .encode_histogram::<NoLabelSet>(
+                    stats.latency.sum_micros as f64 / 1e6,
+                    stats.latency.count(),
+                    &buckets,
+                    None,
+                )?;
+        }
+
+        let mut members = encoder.encode_descriptor(
+            "switchyard_backends",
+            "Backends in the membership, by state",
+            None,
+            MetricType::Gauge,
+        )?;
+        for state in [BackendState::Active, BackendState::Draining] {
+            let count = snapshot
+                .backends()
+                .iter()
+                .filter(|b| b.state == state)
+                .count() as i64;
+            members
+                .encode_family(&[("state", state.as_str())])?
+                .encode_gauge(&count)?;
+        }
+
+        let generation = ConstGauge::new(i64::try_from(snapshot.generation()).unwrap_or(i64::MAX));
+        generation.encode(encoder.encode_descriptor(
+            "switchyard_membership_generation",
+            "Generation of the membership the routing snapshot was built from",
+            None,
+            generation.metric_type(),
+        )?)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,140 @@
+//! The switchyard binary as a child process.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::Admin;
+
+/// The switchyard binary running as its own process (for RSS, signals and
+/// restarts).
+pub struct Process {
+    pub child: tokio::process::Child,
+    /// Holds the temporary SQLite database (and its token file).
+    pub dir: tempfile::TempDir,
+    pub addr: SocketAddr,
+    pub admin: Admin,
+    pub log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Process {
+    /// Start `switchyard --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0
+    /// --database sqlite://<temp dir> <args>` and wait until it is ready.
+    pub async fn start(args: &[&str]) -> Process {
+        Process::start_in(tempfile::tempdir().unwrap(), args).await
+    }
+
+    /// Start on the database in `dir` (a restart when an earlier process used it).
+    pub async fn start_in(dir: tempfile::TempDir, args: &[&str]) -> Process {
+        let database = format!("sqlite://{}", database_path(dir.path()).display());
+        Process::start_with_database(dir, &database, args).await
+    }
+
+    /// Start on `database` (SQLite or PostgreSQL); `dir` is the working
+    /// directory (where a PostgreSQL node keeps its token file).
+    pub async fn start_with_database(
+        dir: tempfile::TempDir,
+        database: &str,
+        args: &[&str],
+    ) -> Process {
+        use tokio::io::AsyncBufReadExt;
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
+            .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+            .args(["--database", database])
+            .args(args)
+            .current_dir(dir.path())
+            .env("RUST_LOG", "info")
+            .env_remove("SWITCHYARD_ADMIN_TOKEN")
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("switchyard binary starts");
+        let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+        let log: Arc<Mutex<Vec<String>>> = Arc::default();
+        let (addr, admin_addr) = tokio::time::timeout(Duration::from_secs(30), async {
+            while let Some(line) = lines.next_line().await.unwrap() {
+                log.lock().unwrap().push(line.clone());
+                if line.contains("switchyard ready") {
+                    return (field(&line, " listen="), field(&line, " admin="));
+                }
+            }
+            panic!(
+                "switchyard exited before it was ready: {:?}",
+                log.lock().unwrap()
+            );
+        })
+        .await
+        .expect("switchyard ready within 30 s");
+        let sink = Arc::clone(&log);
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let token = explicit_token(args).unwrap_or_else(|| {
+            let file = if database.starts_with("sqlite://") {
+                format!("{}.token", database.trim_start_matches("sqlite://"))
+            } else {
+                dir.path().join("switchyard.token").display().to_string()
+            };
+            std::fs::read_to_string(&file)
+                .unwrap_or_else(|e| panic!("token file {file}: {e}"))
+                .trim()
+                .to_owned()
+        });
+        Process {
+            child,
+            dir,
+            addr,
+            admin: Admin::new(admin_addr, &token),
+            log,
+        }
+    }
+
+    /// Kill the process with SIGKILL and give back its directory.
+    pub async fn kill(mut self) -> tempfile::TempDir {
+        self.child.kill().await.unwrap();
+        self.dir
+    }
+
+    /// Resident set size in KiB, from /proc.
+    pub fn rss_kib(&self) -> u64 {
+        let pid = self.child.id().expect("process is running");
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Send a signal (e.g. "TERM") to the process.
+    pub fn signal(&self, name: &str) {
+        let pid = self.child.id().expect("process is running");
+        let ok = std::process::Command::new("kill")
+            .args([&format!("-{name}"), &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+}
+
+/// Where [`Process::start_in`] keeps the SQLite database.
+pub fn database_path(dir: &Path) -> std::path::PathBuf {
+    dir.join("switchyard.db")
+}
+
+fn field(line: &str, name: &str) -> SocketAddr {
+    line.split(name)
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|value| value.parse().ok())
+        .unwrap_or_else(|| panic!("no{name} address in {line:?}"))
+}
+
+fn explicit_token(args: &[&str]) -> Option<String> {
+    let at = args.iter().position(|a| *a == "--admin-token")?;
+    args.get(at + 1).map(|t| (*t).to_owned())
+}
