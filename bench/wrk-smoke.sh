@@ -15,13 +15,14 @@ BIN=target/release/switchyard
 
 # The backend: switchyard's own demo backends (hyper, ~60-byte answers) in a
 # separate process with one worker thread; its proxy port is unused.
-$BIN --demo --listen 127.0.0.1:18999 --workers 1 2>/dev/null &
-PIDS=($!)
-$BIN --listen 127.0.0.1:18081 --backend 127.0.0.1:9001 --workers 1 2>/dev/null &
-PIDS+=($!)
-$BIN --listen 127.0.0.1:18082 --backend 127.0.0.1:9001 2>/dev/null &
-PIDS+=($!)
-trap 'kill "${PIDS[@]}" 2>/dev/null' EXIT
+# Each process gets its own database and an admin listener on a free port.
+TMP=$(mktemp -d)
+run() { local name=$1; shift; $BIN --database "sqlite://$TMP/$name.db" --admin-listen 127.0.0.1:0 "$@" 2>/dev/null & PIDS+=($!); }
+PIDS=()
+trap 'kill "${PIDS[@]}" 2>/dev/null; rm -rf "$TMP"' EXIT
+run demo --demo --listen 127.0.0.1:18999 --workers 1
+run one --listen 127.0.0.1:18081 --backend 127.0.0.1:9001 --workers 1
+run default --listen 127.0.0.1:18082 --backend 127.0.0.1:9001
 for port in 9001 18081 18082; do
   for _ in $(seq 100); do curl -s -o /dev/null -H 'Host: a.example' "http://127.0.0.1:$port/" && break; sleep 0.1; done
 done

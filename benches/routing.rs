@@ -1,4 +1,5 @@
-//! Routing benchmarks: key extraction, pool lookup, snapshot rebuild.
+//! Routing benchmarks: key extraction, pool lookup, snapshot rebuild (fresh,
+//! and derived after one backend joins).
 //!
 //! `cargo bench --bench routing`; also prints balance and disruption figures
 //! for each pool size so that the hashing numbers sit next to the timings.
@@ -84,6 +85,17 @@ fn rebuild(c: &mut Criterion) {
         let list = backends(n);
         group.bench_with_input(BenchmarkId::from_parameter(n), &list, |b, list| {
             b.iter(|| Snapshot::new(2, black_box(list.clone())).unwrap())
+        });
+    }
+    group.finish();
+    // The admin API's path: derive the next snapshot after one backend joins.
+    let mut group = c.benchmark_group("snapshot_next_one_join");
+    group.sample_size(10);
+    for n in [10, 1_000, 10_000] {
+        let previous = Snapshot::new(1, backends(n)).unwrap();
+        let joined = backends(n + 1);
+        group.bench_with_input(BenchmarkId::from_parameter(n), &joined, |b, list| {
+            b.iter(|| previous.next(2, black_box(list.clone())).unwrap())
         });
     }
     group.finish();

@@ -121,7 +121,8 @@ impl AdminState {
     /// generation is already published (concurrent writers may finish in
     /// any order; the snapshot only moves forward).
     pub async fn publish(&self, membership: Membership) -> Result<(), ApiError> {
-        let snapshot = tokio::task::spawn_blocking(move || membership.snapshot())
+        let previous = self.pool.load();
+        let snapshot = tokio::task::spawn_blocking(move || membership.snapshot_after(&previous))
             .await
             .map_err(|_| ApiError::Internal)?
             .map_err(|err| {

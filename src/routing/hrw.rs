@@ -119,6 +119,70 @@ pub fn build_table(members: &[Member]) -> Box<[u32]> {
     table
 }
 
+/// The table for `members` derived from the table of an earlier member set
+/// instead of from scratch; equal to [`build_table`]`(members)`.
+///
+/// `old_to_new[i]` is the new index of old member `i` (`None` if it left);
+/// `added` lists the new indices of members that were not in the old set.
+/// Buckets whose winner stayed only compare it with the added members;
+/// buckets whose winner left are ranked again. One change costs about
+/// `2 × BUCKETS` mixes instead of `BUCKETS × members`.
+pub fn update_table(
+    old_table: &[u32],
+    old_to_new: &[Option<u32>],
+    members: &[Member],
+    added: &[usize],
+) -> Box<[u32]> {
+    assert!(
+        !members.is_empty(),
+        "update_table needs at least one member"
+    );
+    let scored = |index: usize, bucket: usize| {
+        let raw = mix(members[index].hash, bucket);
+        (members[index].weight, raw, index)
+    };
+    let mut table = vec![0u32; BUCKETS].into_boxed_slice();
+    for (bucket, slot) in table.iter_mut().enumerate() {
+        let kept = old_to_new[old_table[bucket] as usize];
+        let Some(winner) = kept else {
+            *slot = full_winner(members, bucket) as u32;
+            continue;
+        };
+        let mut best = scored(winner as usize, bucket);
+        for &index in added {
+            let candidate = scored(index, bucket);
+            if beats(candidate, best) {
+                best = candidate;
+            }
+        }
+        *slot = best.2 as u32;
+    }
+    table
+}
+
+/// [`better`] for `(weight, raw, index)`, computing `ln` only when the
+/// weights differ (equal weights order by raw mix alone).
+fn beats(a: (u32, u64, usize), b: (u32, u64, usize)) -> bool {
+    if a.0 == b.0 {
+        return a.1 > b.1 || (a.1 == b.1 && a.2 < b.2);
+    }
+    better(
+        (weighted_score(a.1, a.0), a.1, a.2),
+        (weighted_score(b.1, b.0), b.1, b.2),
+    )
+}
+
+fn full_winner(members: &[Member], bucket: usize) -> usize {
+    let mut best = (members[0].weight, mix(members[0].hash, bucket), 0);
+    for (index, m) in members.iter().enumerate().skip(1) {
+        let candidate = (m.weight, mix(m.hash, bucket), index);
+        if beats(candidate, best) {
+            best = candidate;
+        }
+    }
+    best.2
+}
+
 /// Every member index ranked for `bucket`, best first (the failover order).
 pub fn rank(members: &[Member], bucket: usize) -> Vec<usize> {
     let mut scored: Vec<(f64, u64, usize)> = members
@@ -165,6 +229,37 @@ mod tests {
                 "bucket {bucket}"
             );
         }
+    }
+
+    #[test]
+    fn an_updated_table_equals_a_fresh_build() {
+        // Old: members 0..8 (weights 1..3); new: drop old 2 and 5, add two.
+        let old = members(8);
+        let old_table = build_table(&old);
+        let mut new: Vec<Member> = old
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != 2 && *i != 5)
+            .map(|(_, m)| *m)
+            .collect();
+        new.push(Member {
+            hash: stable_hash(b"10.0.1.1:80"),
+            weight: 2,
+        });
+        new.push(Member {
+            hash: stable_hash(b"10.0.1.2:80"),
+            weight: 1,
+        });
+        let old_to_new: Vec<Option<u32>> = (0..8u32)
+            .map(|i| match i {
+                2 | 5 => None,
+                i if i < 2 => Some(i),
+                i if i < 5 => Some(i - 1),
+                i => Some(i - 2),
+            })
+            .collect();
+        let updated = update_table(&old_table, &old_to_new, &new, &[6, 7]);
+        assert!(updated == build_table(&new));
     }
 
     #[test]

@@ -73,7 +73,72 @@ pub struct Snapshot {
 
 impl Snapshot {
     /// Build a snapshot (validates weights and address uniqueness).
-    pub fn new(generation: u64, mut backends: Vec<Backend>) -> Result<Self, PoolError> {
+    pub fn new(generation: u64, backends: Vec<Backend>) -> Result<Self, PoolError> {
+        let (backends, active, members) = Snapshot::members(backends)?;
+        let table = if members.is_empty() {
+            Box::default()
+        } else {
+            hrw::build_table(&members)
+        };
+        Ok(Snapshot {
+            generation,
+            backends: backends.into_iter().map(Arc::new).collect(),
+            active,
+            members,
+            table,
+        })
+    }
+
+    /// The snapshot for `backends`, derived from this one: when only a few
+    /// active backends joined or left (the usual admin change) only their
+    /// buckets are recomputed. Same result as [`Snapshot::new`].
+    pub fn next(&self, generation: u64, backends: Vec<Backend>) -> Result<Self, PoolError> {
+        let (backends, active, members) = Snapshot::members(backends)?;
+        let old: std::collections::HashMap<(&str, u32), u32> = self
+            .active
+            .iter()
+            .zip(0u32..)
+            .map(|(&i, old)| {
+                (
+                    (self.backends[i].address.as_str(), self.backends[i].weight),
+                    old,
+                )
+            })
+            .collect();
+        let mut old_to_new = vec![None; self.active.len()];
+        let mut added = Vec::new();
+        for (new, &i) in active.iter().enumerate() {
+            match old.get(&(backends[i].address.as_str(), backends[i].weight)) {
+                Some(&o) => old_to_new[o as usize] = Some(new as u32),
+                None => added.push(new),
+            }
+        }
+        let removed = old_to_new.iter().filter(|n| n.is_none()).count();
+        // Past a few changes a fresh build is as cheap.
+        let incremental = !self.table.is_empty()
+            && !members.is_empty()
+            && (added.len() + removed) * 4 <= members.len().max(4);
+        let table = if members.is_empty() {
+            Box::default()
+        } else if incremental {
+            hrw::update_table(&self.table, &old_to_new, &members, &added)
+        } else {
+            hrw::build_table(&members)
+        };
+        Ok(Snapshot {
+            generation,
+            backends: backends.into_iter().map(Arc::new).collect(),
+            active,
+            members,
+            table,
+        })
+    }
+
+    /// Sorted, validated backends; positions of the active ones; their HRW inputs.
+    #[allow(clippy::type_complexity)]
+    fn members(
+        mut backends: Vec<Backend>,
+    ) -> Result<(Vec<Backend>, Vec<usize>, Vec<Member>), PoolError> {
         backends.sort_by(|a, b| a.address.cmp(&b.address));
         for pair in backends.windows(2) {
             if pair[0].address == pair[1].address {
@@ -99,18 +164,7 @@ impl Snapshot {
                 weight: backends[i].weight,
             })
             .collect();
-        let table = if members.is_empty() {
-            Box::default()
-        } else {
-            hrw::build_table(&members)
-        };
-        Ok(Snapshot {
-            generation,
-            backends: backends.into_iter().map(Arc::new).collect(),
-            active,
-            members,
-            table,
-        })
+        Ok((backends, active, members))
     }
 
     /// An empty pool at generation 0.
@@ -204,5 +258,63 @@ impl BackendPool {
             }
         });
         published
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn pool(spec: &[(u8, u32, bool)]) -> Vec<Backend> {
+        let mut seen = std::collections::HashSet::new();
+        spec.iter()
+            .filter(|(host, ..)| seen.insert(*host))
+            .map(|&(host, weight, active)| Backend {
+                id: host.to_string(),
+                address: format!("10.0.0.{host}:80").parse().unwrap(),
+                weight,
+                state: if active {
+                    BackendState::Active
+                } else {
+                    BackendState::Draining
+                },
+            })
+            .collect()
+    }
+
+    fn member_set() -> impl Strategy<Value = Vec<(u8, u32, bool)>> {
+        prop::collection::vec((0u8..40, 1u32..4, prop::bool::weighted(0.85)), 0..30)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        /// Deriving a snapshot from the previous one gives exactly the
+        /// table a fresh build gives, whatever changed.
+        #[test]
+        fn a_derived_snapshot_equals_a_fresh_one(before in member_set(), after in member_set()) {
+            let previous = Snapshot::new(1, pool(&before)).unwrap();
+            let derived = previous.next(2, pool(&after)).unwrap();
+            let fresh = Snapshot::new(2, pool(&after)).unwrap();
+            prop_assert!(derived.table == fresh.table);
+            prop_assert_eq!(derived.active, fresh.active);
+        }
+
+        /// One backend joining or leaving (the admin API's usual change) is
+        /// the incremental path; it must agree with a fresh build too.
+        #[test]
+        fn one_join_or_leave_equals_a_fresh_build(base in member_set(), extra in 40u8..60, leave in any::<prop::sample::Index>()) {
+            let start = pool(&base);
+            let previous = Snapshot::new(1, start.clone()).unwrap();
+            let mut joined = start.clone();
+            joined.extend(pool(&[(extra, 2, true)]));
+            prop_assert!(previous.next(2, joined.clone()).unwrap().table == Snapshot::new(2, joined).unwrap().table);
+            if !start.is_empty() {
+                let mut left = start.clone();
+                left.remove(leave.index(start.len()));
+                prop_assert!(previous.next(2, left.clone()).unwrap().table == Snapshot::new(2, left).unwrap().table);
+            }
+        }
     }
 }

@@ -49,13 +49,20 @@ pub struct Membership {
 impl Membership {
     /// The routing snapshot for this membership.
     pub fn snapshot(&self) -> Result<Snapshot, PoolError> {
-        Snapshot::new(
-            self.generation,
-            self.backends
-                .iter()
-                .map(BackendRecord::to_backend)
-                .collect(),
-        )
+        Snapshot::new(self.generation, self.routed())
+    }
+
+    /// The routing snapshot for this membership, derived from `previous`
+    /// (cheaper when few backends changed; same result).
+    pub fn snapshot_after(&self, previous: &Snapshot) -> Result<Snapshot, PoolError> {
+        previous.next(self.generation, self.routed())
+    }
+
+    fn routed(&self) -> Vec<Backend> {
+        self.backends
+            .iter()
+            .map(BackendRecord::to_backend)
+            .collect()
     }
 }
 

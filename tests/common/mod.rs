@@ -217,11 +217,16 @@ impl Proxy {
 
     /// `GET path` with `Host: host`; returns status and body text.
     pub async fn get(&self, host: &str, path: &str) -> (StatusCode, String) {
+        Proxy::get_at(self.addr, host, path).await
+    }
+
+    /// `GET path` with `Host: host` from the proxy at `addr`.
+    pub async fn get_at(addr: SocketAddr, host: &str, path: &str) -> (StatusCode, String) {
         let req = Request::get(path)
             .header("host", host)
             .body(Full::new(Bytes::new()))
             .unwrap();
-        let response = send(self.addr, req).await;
+        let response = send(addr, req).await;
         let status = response.status();
         let body = response.into_body().collect().await.unwrap().to_bytes();
         (status, String::from_utf8_lossy(&body).into_owned())
