@@ -209,7 +209,7 @@ async fn concurrent_writers_lose_nothing_while_traffic_flows(database: Option<&s
         sent += task.await.unwrap();
     }
 
-    let failures = failures.lock().unwrap();
+    let failures = failures.lock().unwrap().clone();
     assert!(
         failures.is_empty(),
         "proxy errors during membership churn: {failures:?}"
