@@ -329,6 +329,32 @@ async fn patch_drains_reweights_and_rejects_nonsense() {
     );
     let generation = api.generation().await;
 
+    let whole = api
+        .call(Method::PATCH, &path, Some(json!({"weight": 2.0})))
+        .await;
+    assert_eq!(
+        whole.json["weight"], 2,
+        "2.0 is a whole number: {}",
+        whole.text
+    );
+    let generation = api.generation().await;
+
+    let null = api
+        .call(Method::PATCH, &path, Some(json!({"weight": null})))
+        .await;
+    assert_eq!(
+        (null.status, null.code()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_body")
+    );
+    let half = api
+        .call(Method::PATCH, &path, Some(json!({"weight": 2.5})))
+        .await;
+    assert_eq!(half.code(), "invalid_body");
+    assert!(
+        half.message().contains("whole number"),
+        "{}",
+        half.message()
+    );
     let empty = api.call(Method::PATCH, &path, Some(json!({}))).await;
     assert_eq!(
         (empty.status, empty.code()),
@@ -567,6 +593,15 @@ async fn the_openapi_document_describes_every_call_and_its_errors() {
     }
     assert!(doc["paths"]["/api/v1/backends"]["post"]["responses"]["409"].is_object());
     assert!(doc["components"]["schemas"]["ErrorBody"].is_object());
+    let patch = &doc["components"]["schemas"]["BackendPatch"];
+    assert_eq!(
+        (patch["minProperties"].as_u64(), patch.get("maxProperties")),
+        (Some(1), None)
+    );
+    assert!(doc["components"]["schemas"]["Address"]["pattern"]
+        .as_str()
+        .unwrap()
+        .starts_with('^'));
     assert_eq!(
         doc["components"]["securitySchemes"]["bearer"]["scheme"],
         "bearer"

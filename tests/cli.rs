@@ -48,6 +48,29 @@ fn bad_flags_and_bad_values_exit_2() {
 }
 
 #[test]
+fn a_public_admin_listener_without_an_explicit_strong_token_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}", dir.path().join("db").display());
+    let base = ["--listen", "127.0.0.1:0", "--database", &database];
+    let public = [&base[..], &["--admin-listen", "0.0.0.0:0"]].concat();
+    let out = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(&public)
+        .env_remove("SWITCHYARD_ADMIN_TOKEN")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not on loopback"));
+    let weak = [&base[..], &["--admin-token", "short"]].concat();
+    let out = switchyard(&weak);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at least 16"));
+    assert!(
+        !dir.path().join("db").exists(),
+        "refused before touching the database"
+    );
+}
+
+#[test]
 fn a_listen_address_in_use_exits_1() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let dir = tempfile::tempdir().unwrap();

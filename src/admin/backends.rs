@@ -36,7 +36,7 @@ pub async fn create(
     State(state): State<AdminState>,
     JsonBody(body): JsonBody<NewBackend>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let address = parse_address(&body.address)?;
+    let address = parse_address(&body.address.0)?;
     let weight = check_weight(body.weight)?;
     let (membership, record) = state.store.create(&address, weight).await?;
     state.publish(membership).await?;
@@ -122,7 +122,7 @@ pub async fn replace(
     let mut seen = HashSet::new();
     let mut wanted = Vec::with_capacity(body.backends.len());
     for (i, entry) in body.backends.iter().enumerate() {
-        let address = parse_address(&entry.address)
+        let address = parse_address(&entry.address.0)
             .map_err(|e| ApiError::invalid("invalid_address", format!("backends[{i}]: {e}")))?;
         let weight = check_weight(entry.weight)
             .map_err(|e| ApiError::invalid("invalid_weight", format!("backends[{i}]: {e}")))?;

@@ -80,15 +80,61 @@ pub struct BackendList {
     pub backends: Vec<BackendView>,
 }
 
+/// `host:port`: IPv4, `[IPv6]` or a DNS name; port 1–65535.
+#[derive(Debug, Deserialize)]
+#[serde(transparent)]
+pub struct Address(pub String);
+
+const HEX4: &str = "[0-9A-Fa-f]{1,4}";
+
+/// The address syntax as a regular expression for the OpenAPI schema
+/// (IPv6 without embedded IPv4; DNS labels of 1–63 letters, digits, `-`).
+fn address_pattern() -> String {
+    let h = HEX4;
+    let ipv6 = [
+        format!("({h}:){{7}}{h}"),
+        format!("({h}:){{1,7}}:"),
+        format!("({h}:){{1,6}}:{h}"),
+        format!("({h}:){{1,5}}(:{h}){{1,2}}"),
+        format!("({h}:){{1,4}}(:{h}){{1,3}}"),
+        format!("({h}:){{1,3}}(:{h}){{1,4}}"),
+        format!("({h}:){{1,2}}(:{h}){{1,5}}"),
+        format!("{h}:(:{h}){{1,6}}"),
+        format!(":((:{h}){{1,7}}|:)"),
+    ]
+    .join("|");
+    let label = "[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?";
+    let port =
+        "([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])";
+    format!(r"^(\[({ipv6})\]|{label}(\.{label})*):{port}$")
+}
+
+impl utoipa::PartialSchema for Address {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some(
+                "`host:port`: IPv4, `[IPv6]` or a DNS name; port 1–65535.",
+            ))
+            .pattern(Some(address_pattern()))
+            // A DNS name has at most 253 characters.
+            .max_length(Some(255))
+            .examples(["10.0.0.7:8000"])
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Address {}
+
 /// `POST /api/v1/backends`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewBackend {
-    /// `host:port`: IPv4, `[IPv6]` or a DNS name; port 1–65535.
-    #[schema(example = "10.0.0.7:8000")]
-    pub address: String,
+    pub address: Address,
     /// 1–1000 (default 1).
-    #[schema(minimum = 1, maximum = 1000)]
+    #[serde(default, deserialize_with = "whole_number")]
+    #[schema(value_type = u32, minimum = 1, maximum = 1000, nullable = false)]
     pub weight: Option<u32>,
 }
 
@@ -96,8 +142,11 @@ pub struct NewBackend {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BackendPatch {
+    #[serde(default, deserialize_with = "present")]
+    #[schema(nullable = false)]
     pub state: Option<State>,
-    #[schema(minimum = 1, maximum = 1000)]
+    #[serde(default, deserialize_with = "whole_number")]
+    #[schema(value_type = u32, minimum = 1, maximum = 1000, nullable = false)]
     pub weight: Option<u32>,
 }
 
@@ -105,13 +154,39 @@ pub struct BackendPatch {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WantedBackend {
-    #[schema(example = "10.0.0.7:8000")]
-    pub address: String,
+    pub address: Address,
     /// 1–1000 (default 1).
-    #[schema(minimum = 1, maximum = 1000)]
+    #[serde(default, deserialize_with = "whole_number")]
+    #[schema(value_type = u32, minimum = 1, maximum = 1000, nullable = false)]
     pub weight: Option<u32>,
     /// Default `active`.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(nullable = false)]
     pub state: Option<State>,
+}
+
+/// A weight as JSON Schema sees an integer: `3` and `3.0` alike; `null`
+/// is refused (leave the field out instead). Values past `u32` saturate so
+/// the range check names them; fractions and negatives are refused here.
+fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    let number = serde_json::Number::deserialize(d)?;
+    let whole = match (number.as_u64(), number.as_f64()) {
+        (Some(n), _) => n,
+        (None, Some(f)) if f >= 0.0 && f.fract() == 0.0 => f.min(u64::MAX as f64) as u64,
+        _ => {
+            return Err(serde::de::Error::custom(format!(
+                "weight {number} is not a whole number from 1 to 1000"
+            )))
+        }
+    };
+    Ok(Some(u32::try_from(whole).unwrap_or(u32::MAX)))
+}
+
+/// An optional field that, when present, must not be `null`.
+fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
 }
 
 /// `PUT /api/v1/backends`: the whole new pool.
@@ -126,8 +201,10 @@ pub struct Replacement {
 #[into_params(parameter_in = Query)]
 pub struct RouteQuery {
     /// The request's `Host` (any case, optional port).
+    #[param(required = true, min_length = 1, example = "IronHand.example")]
     pub host: Option<String>,
     /// The request path (default `/`), e.g. `/user/fred/webapps/www.foo.com/reload`.
+    #[param(pattern = "^/", example = "/user/fred/webapps/IronHand.example/reload")]
     pub path: Option<String>,
 }
 
@@ -223,6 +300,7 @@ pub struct Stats {
 #[into_params(parameter_in = Query)]
 pub struct ChangesQuery {
     /// How many (1–1000, default 50).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
 }
 

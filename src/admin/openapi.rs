@@ -3,6 +3,7 @@
 
 use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{RefOr, Schema};
 use utoipa::{Modify, OpenApi};
 
 use super::error::{ErrorBody, ErrorDetail};
@@ -25,22 +26,29 @@ use super::{backends, lookup};
         model::BackendPatch, model::WantedBackend, model::Replacement, model::Route,
         model::RouteBackend, model::Stats, model::BackendStatsView, model::Latency,
         model::ByClass, model::ChangeList, model::Change, model::Healthz, model::State,
-        model::Health,
+        model::Health, model::Address,
     )),
-    modifiers(&BearerAuth),
+    modifiers(&Refinements),
     security(("bearer" = [])),
 )]
 pub struct ApiDoc;
 
-struct BearerAuth;
+/// What the derive cannot say: the bearer scheme, and that a patch needs
+/// at least one field (utoipa-gen 5.5 turns `min_properties` into
+/// `maxProperties`, so it is set here).
+struct Refinements;
 
-impl Modify for BearerAuth {
+impl Modify for Refinements {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
+        if let Some(RefOr::T(Schema::Object(patch))) = components.schemas.get_mut("BackendPatch") {
+            patch.min_properties = Some(1);
+            patch.max_properties = None;
+        }
     }
 }
 
