@@ -17,6 +17,14 @@ return {
   log_format = "text",              -- "text" or "json"
   backends = backends,              -- seeds the pool (plus any --backend flags)
 
+  admin = {
+    listen = "127.0.0.1:8081",      -- admin API and UI
+    -- The bearer token: set one of these, or leave both nil to have one
+    -- generated next to the database (needed when listen is not loopback).
+    token = os.getenv("SWITCHYARD_EXAMPLE_TOKEN"),
+    token_file = nil,
+  },
+
   reload = {
     -- Empty: /user/<name>/webapps/<domain>/reload routes by <domain> on any host.
     -- Non-empty: only on these hosts.

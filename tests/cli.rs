@@ -129,6 +129,10 @@ async fn configured_backends_seed_an_empty_store_and_the_store_wins_after_that()
         listen: "127.0.0.1:0".parse().unwrap(),
         database: format!("sqlite://{}", dir.path().join("switchyard.db").display()),
         backends: vec![switchyard::config::BackendEntry::Address(backend.into())],
+        admin: switchyard::config::AdminSettings {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            ..Default::default()
+        },
         ..Default::default()
     };
     let addresses = |app: &switchyard::App| {

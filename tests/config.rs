@@ -31,6 +31,12 @@ fn the_example_config_loads_and_validates() {
             weight: 2
         }
     );
+    assert_eq!(settings.admin.listen.port(), 8081);
+    assert_eq!(
+        settings.admin.token_source(&settings.database).unwrap(),
+        switchyard::config::TokenSource::Generated("switchyard.db.token".into()),
+        "without SWITCHYARD_EXAMPLE_TOKEN the token is generated next to the database"
+    );
     let (proxy, backends) = settings.validate().unwrap();
     assert_eq!(backends.len(), 4);
     assert_eq!(proxy.max_header_bytes, 65536);

@@ -23,6 +23,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 mod admin;
+pub mod oneshot;
 mod postgres;
 mod process;
 
