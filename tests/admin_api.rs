@@ -67,27 +67,6 @@ async fn a_foreign_origin_is_refused_even_with_the_token() {
 }
 
 #[tokio::test]
-async fn a_created_backend_has_a_location_and_is_routed_at_once() {
-    let api = Api::new().await;
-    let created = api.add("App1.Internal:8000").await;
-    let id = created.json["id"].as_str().unwrap();
-    assert_eq!(
-        created.json["address"], "app1.internal:8000",
-        "canonical form"
-    );
-    assert_eq!(created.json["weight"], 1);
-    assert_eq!(created.json["state"], "active");
-    assert_eq!(created.json["health"], "unknown");
-    assert!(created.json["created_at"].as_str().unwrap().ends_with('Z'));
-    let location = created.headers[header::LOCATION].to_str().unwrap();
-    assert_eq!(location, format!("/api/v1/backends/{id}"));
-    let fetched = api.call(Method::GET, location, None).await;
-    assert_eq!(fetched.json, created.json);
-    assert_eq!(api.pool.load().generation(), 1, "published before the 201");
-    assert_eq!(api.pool.load().active_len(), 1);
-}
-
-#[tokio::test]
 async fn route_lookup_uses_the_proxys_key_rules_on_the_live_snapshot() {
     let api = Api::new().await;
     for port in 1..=4 {

@@ -74,19 +74,7 @@ pub struct Snapshot {
 impl Snapshot {
     /// Build a snapshot (validates weights and address uniqueness).
     pub fn new(generation: u64, backends: Vec<Backend>) -> Result<Self, PoolError> {
-        let (backends, active, members) = Snapshot::members(backends)?;
-        let table = if members.is_empty() {
-            Box::default()
-        } else {
-            hrw::build_table(&members)
-        };
-        Ok(Snapshot {
-            generation,
-            backends: backends.into_iter().map(Arc::new).collect(),
-            active,
-            members,
-            table,
-        })
+        Snapshot::empty().next(generation, backends)
     }
 
     /// The snapshot for `backends`, derived from this one: when only a few
