@@ -247,3 +247,57 @@ async fn metrics_changes_and_stats_reflect_the_membership() {
         .iter()
         .all(|r| r["requests"] == 0 && r["latency_ms"]["p50"].is_null()));
 }
+
+#[tokio::test]
+async fn the_ui_is_served_at_the_root_with_types_caching_and_csp() {
+    let api = Api::new().await;
+    let get = |path: &str, etag: Option<&str>| {
+        let mut request = Request::get(path);
+        if let Some(etag) = etag {
+            request = request.header(header::IF_NONE_MATCH, etag);
+        }
+        request.body(Body::empty()).unwrap()
+    };
+    let page = api.send(get("/", None)).await;
+    assert_eq!(page.status, StatusCode::OK, "the UI needs no token");
+    assert_eq!(
+        page.headers[header::CONTENT_TYPE],
+        "text/html; charset=utf-8"
+    );
+    assert!(page
+        .text
+        .contains("<script type=\"module\" src=\"app.js\">"));
+    assert_eq!(page.headers[header::CACHE_CONTROL], "no-cache");
+    let csp = page.headers[header::CONTENT_SECURITY_POLICY]
+        .to_str()
+        .unwrap();
+    assert!(csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"));
+    let etag = page.headers[header::ETAG].to_str().unwrap().to_owned();
+    let again = api.send(get("/", Some(&etag))).await;
+    assert_eq!(
+        (again.status, again.text.as_str()),
+        (StatusCode::NOT_MODIFIED, "")
+    );
+
+    for (path, content_type) in [
+        ("/app.js", "text/javascript; charset=utf-8"),
+        ("/style.css", "text/css; charset=utf-8"),
+        ("/favicon.svg", "image/svg+xml"),
+    ] {
+        let file = api.send(get(path, None)).await;
+        assert_eq!(file.status, StatusCode::OK, "{path}");
+        assert_eq!(file.headers[header::CONTENT_TYPE], content_type, "{path}");
+    }
+    for path in ["/nope.js", "/api/v1/nope", "/api/v1/", "/api"] {
+        let missing = api.send(get(path, None)).await;
+        assert_eq!(missing.status, StatusCode::NOT_FOUND, "{path}");
+        assert!(
+            missing.json["error"]["code"].is_string(),
+            "{path} answers in the API's error shape"
+        );
+        assert!(
+            !missing.text.contains("<html"),
+            "{path} never falls through to the UI"
+        );
+    }
+}

@@ -8,6 +8,7 @@
 //!   the response.
 //! - [`lookup`]: route lookup, stats, change log, health, metrics.
 //! - [`model`], [`error`], [`openapi`]: the JSON, its errors and its schema.
+//! - [`ui`]: the embedded admin UI (`admin-ui/`) at `/`; it only uses the API.
 
 pub mod auth;
 mod backends;
@@ -15,6 +16,7 @@ pub mod error;
 mod lookup;
 pub mod model;
 pub mod openapi;
+pub mod ui;
 
 use std::future::IntoFuture;
 use std::net::SocketAddr;
@@ -76,14 +78,27 @@ pub fn router(state: AdminState) -> Router {
     Router::new()
         .route("/healthz", get(lookup::healthz))
         .merge(api)
-        .fallback(not_found)
+        .route("/", get(ui::asset))
+        .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }
 
-async fn not_found(uri: axum::http::Uri) -> ApiError {
-    ApiError::NotFound(format!("there is no {} in the admin API", uri.path()))
+/// Unknown API paths get the API's `404`; anything else may be a UI file.
+async fn fallback(
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+    headers: axum::http::HeaderMap,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let path = uri.path();
+    let api = path.starts_with("/api/") || path == "/api" || path == "/metrics";
+    if api || (method != axum::http::Method::GET && method != axum::http::Method::HEAD) {
+        return ApiError::NotFound(format!("there is no {method} {path} in the admin API"))
+            .into_response();
+    }
+    ui::asset(uri, headers).await
 }
 
 async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {

@@ -1,0 +1,53 @@
+// The admin API, as the page uses it: every call carries the token; errors
+// become ApiError with the API's code and message.
+
+export class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+export class Api {
+  constructor(token) {
+    this.token = token;
+  }
+
+  async request(method, path, body) {
+    const headers = { Authorization: `Bearer ${this.token}` };
+    const init = { method, headers, cache: "no-store" };
+    if (body !== undefined) {
+      headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(body);
+    }
+    let response;
+    try {
+      response = await fetch(path, init);
+    } catch (err) {
+      throw new ApiError(0, "unreachable", "switchyard did not answer; is it running?");
+    }
+    if (response.status === 204) return null;
+    const data = await response.json().catch(() => null);
+    if (!response.ok) {
+      const error = data && data.error;
+      throw new ApiError(
+        response.status,
+        error ? error.code : "http_" + response.status,
+        error ? error.message : `switchyard answered ${response.status}`,
+      );
+    }
+    return data;
+  }
+
+  backends() { return this.request("GET", "/api/v1/backends"); }
+  stats() { return this.request("GET", "/api/v1/stats"); }
+  changes(limit = 50) { return this.request("GET", `/api/v1/changes?limit=${limit}`); }
+  add(address, weight) { return this.request("POST", "/api/v1/backends", { address, weight }); }
+  patch(id, change) { return this.request("PATCH", `/api/v1/backends/${encodeURIComponent(id)}`, change); }
+  remove(id) { return this.request("DELETE", `/api/v1/backends/${encodeURIComponent(id)}`); }
+  route(host, path) {
+    const query = new URLSearchParams({ host, path });
+    return this.request("GET", `/api/v1/route?${query}`);
+  }
+}

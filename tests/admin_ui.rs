@@ -1,0 +1,65 @@
+//! The admin UI in a real browser: `ui-tests/admin-ui.mjs` drives Debian's
+//! chromium through playwright-core against a switchyard started here (temp
+//! database, `--demo`). Screenshots land in `target/ui-screenshots/`.
+//!
+//! Needs `node`, `/usr/bin/chromium` (or `CHROMIUM`) and `npm ci` having
+//! installed `node_modules/`; `.ci/run` installs them and sets
+//! `SWITCHYARD_UI_TESTS=required`. Elsewhere, without them, the test prints
+//! why and skips.
+
+mod common;
+
+use std::path::Path;
+
+use common::Process;
+
+const TOKEN: &str = "ui-test-token-0123456789";
+
+fn missing_prerequisite() -> Option<String> {
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    if !Path::new(&chromium).exists() {
+        return Some(format!("{chromium} not found (apt-get install chromium)"));
+    }
+    if !Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("node_modules/playwright-core")
+        .exists()
+    {
+        return Some("node_modules/playwright-core missing (npm ci)".into());
+    }
+    match std::process::Command::new("node").arg("--version").output() {
+        Ok(out) if out.status.success() => None,
+        _ => Some("node not found".into()),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_ui_works_in_a_real_browser() {
+    if let Some(why) = missing_prerequisite() {
+        // CI sets this so that a broken install fails instead of skipping.
+        let required = std::env::var("SWITCHYARD_UI_TESTS").is_ok_and(|v| v == "required");
+        assert!(!required, "the browser test cannot run: {why}");
+        println!("SKIPPED the_admin_ui_works_in_a_real_browser: {why}");
+        return;
+    }
+    let switchyard = Process::start(&["--demo", "--admin-token", TOKEN]).await;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let run = tokio::process::Command::new("node")
+        .arg(root.join("ui-tests/admin-ui.mjs"))
+        .current_dir(root)
+        .env("ADMIN_URL", format!("http://{}", switchyard.admin.addr))
+        .env("ADMIN_TOKEN", TOKEN)
+        .env("PROXY_URL", format!("http://{}", switchyard.addr))
+        .env("SCREENSHOT_DIR", root.join("target/ui-screenshots"))
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(std::time::Duration::from_secs(180), run)
+        .await
+        .expect("the browser test finishes within 3 minutes")
+        .expect("node runs");
+    println!("{}", String::from_utf8_lossy(&out.stdout));
+    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "the browser test failed (output above)"
+    );
+}
