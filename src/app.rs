@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 use crate::admin::{self, auth::TokenOrigin, AdminState, AdminToken, Origins};
 use crate::config::Settings;
 use crate::demo::DemoBackends;
+use crate::health::{self, Health};
 use crate::proxy::{self, upstream::Upstreams, Proxy};
 use crate::routing::{Backend, BackendPool};
 use crate::store::{Membership, Store};
@@ -48,7 +49,8 @@ impl App {
             proxy_settings.backend_idle_timeout,
         );
         let pool = Arc::new(BackendPool::new(membership.snapshot()?));
-        let telemetry = Arc::new(Telemetry::new(Arc::clone(&pool)));
+        let health = Arc::new(Health::new(proxy_settings.health.clone()));
+        let telemetry = Arc::new(Telemetry::new(Arc::clone(&pool), Arc::clone(&health)));
         let (token, token_origin) =
             AdminToken::load(&token_source).map_err(|e| anyhow::anyhow!("admin token: {e}"))?;
         let listener = bind(settings.listen, "proxy").await?;
@@ -57,6 +59,7 @@ impl App {
             store,
             pool: Arc::clone(&pool),
             telemetry: Arc::clone(&telemetry),
+            health: Arc::clone(&health),
             reload_scope: Arc::new(proxy_settings.reload_scope.clone()),
             token,
             origins: Arc::new(Origins::of(admin_listener.local_addr()?)),
@@ -66,6 +69,7 @@ impl App {
             settings: Arc::new(proxy_settings),
             upstreams: Arc::new(upstreams),
             telemetry,
+            health,
         };
         Ok(App {
             proxy: Arc::new(proxy),
@@ -119,7 +123,13 @@ impl App {
             shutdown.clone(),
             grace,
         ));
+        let checker = health::checker::spawn(
+            Arc::clone(&self.proxy.health),
+            Arc::clone(&self.proxy.pool),
+            shutdown.clone(),
+        );
         let served = proxy::serve(self.listener, self.proxy, shutdown).await;
+        checker.abort();
         let admin_served = admin.await?;
         store.close().await;
         drop(self.demo);

@@ -8,6 +8,7 @@
 //!   timeouts, runs the request phases and streams bodies to and from backends.
 //! - [`routing`]: the routing key, backend addresses, the consistent-hash table
 //!   and the immutable pool snapshot; pure code, no I/O.
+//! - [`health`]: active and passive health checks; down backends are skipped.
 //! - [`telemetry`]: per-backend counters the proxy updates and the admin API reads.
 //! - [`admin`]: the axum admin API on its own listener: membership changes
 //!   (committed to the [`store`], then published to the routing snapshot),
@@ -24,6 +25,7 @@ pub mod admin;
 mod app;
 pub mod config;
 pub mod demo;
+pub mod health;
 pub mod proxy;
 pub mod routing;
 pub mod store;

@@ -14,13 +14,14 @@ use super::model::{BackendList, BackendPatch, BackendView, NewBackend, Replaceme
 use super::AdminState;
 use crate::routing::pool::MAX_WEIGHT;
 use crate::routing::{BackendAddr, BackendState};
+use crate::health::Health;
 use crate::store::Membership;
 
 /// List every backend.
 #[utoipa::path(get, path = "/api/v1/backends", tag = "backends",
     responses((status = 200, body = BackendList), (status = 401, body = ErrorBody)))]
 pub async fn list(State(state): State<AdminState>) -> Result<Json<BackendList>, ApiError> {
-    Ok(Json(list_of(&state.store.membership().await?)))
+    Ok(Json(list_of(&state.store.membership().await?, &state.health)))
 }
 
 /// Add a backend; it takes keys as soon as the response is sent.
@@ -44,7 +45,7 @@ pub async fn create(
     Ok((
         StatusCode::CREATED,
         [(header::LOCATION, location)],
-        Json(BackendView::from(&record)),
+        Json(BackendView::new(&record, &state.health)),
     ))
 }
 
@@ -63,7 +64,7 @@ pub async fn get(
         .backends
         .iter()
         .find(|b| b.id == id)
-        .map(|b| Json(BackendView::from(b)))
+        .map(|b| Json(BackendView::new(b, &state.health)))
         .ok_or_else(|| not_found(id))
 }
 
@@ -91,7 +92,7 @@ pub async fn update(
     let state_change = patch.state.map(BackendState::from);
     let (membership, record) = state.store.update(id, state_change, weight).await?;
     state.publish(membership).await?;
-    Ok(Json(BackendView::from(&record)))
+    Ok(Json(BackendView::new(&record, &state.health)))
 }
 
 /// Remove a backend; requests already on it finish.
@@ -136,15 +137,19 @@ pub async fn replace(
         wanted.push((address, weight, state));
     }
     let membership = state.store.replace(&wanted).await?;
-    let list = list_of(&membership);
+    let list = list_of(&membership, &state.health);
     state.publish(membership).await?;
     Ok(Json(list))
 }
 
-fn list_of(membership: &Membership) -> BackendList {
+fn list_of(membership: &Membership, health: &Health) -> BackendList {
     BackendList {
         generation: membership.generation,
-        backends: membership.backends.iter().map(BackendView::from).collect(),
+        backends: membership
+            .backends
+            .iter()
+            .map(|b| BackendView::new(b, health))
+            .collect(),
     }
 }
 

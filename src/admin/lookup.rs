@@ -90,6 +90,9 @@ pub async fn stats(State(state): State<AdminState>) -> Json<Stats> {
                 requests: s.requests(),
                 errors: s.errors(),
                 connect_errors: s.connect_errors,
+                failovers: s.failovers,
+                retries: s.retries,
+                health: state.health.state(&b.address).into(),
                 in_flight: s.in_flight,
                 by_class: by_class(&s),
                 latency_ms: Latency {

@@ -31,6 +31,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::routing::{BackendPool, ReloadScope, Snapshot};
 use crate::store::{Membership, Store};
+use crate::health::Health;
 use crate::telemetry::Telemetry;
 
 pub use auth::{AdminToken, Origins};
@@ -45,6 +46,7 @@ pub struct AdminState {
     pub store: Store,
     pub pool: Arc<BackendPool>,
     pub telemetry: Arc<Telemetry>,
+    pub health: Arc<Health>,
     pub reload_scope: Arc<ReloadScope>,
     pub token: AdminToken,
     pub origins: Arc<Origins>,
@@ -147,6 +149,7 @@ impl AdminState {
         let snapshot: Arc<Snapshot> = Arc::new(snapshot);
         if self.pool.publish_if_newer(Arc::clone(&snapshot)) {
             self.telemetry.retain(&snapshot);
+            self.health.retain(&snapshot);
         }
         Ok(())
     }

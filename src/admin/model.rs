@@ -59,15 +59,26 @@ pub struct BackendView {
     pub created_at: String,
 }
 
-impl From<&BackendRecord> for BackendView {
-    fn from(record: &BackendRecord) -> Self {
+impl BackendView {
+    /// A stored backend with its current health.
+    pub fn new(record: &BackendRecord, health: &crate::health::Health) -> Self {
         BackendView {
             id: record.id.to_string(),
             address: record.address.to_string(),
             weight: record.weight,
             state: record.state.into(),
-            health: Health::Unknown,
+            health: health.state(&record.address).into(),
             created_at: record.created_at.clone(),
+        }
+    }
+}
+
+impl From<crate::health::HealthState> for Health {
+    fn from(state: crate::health::HealthState) -> Self {
+        match state {
+            crate::health::HealthState::Unknown => Health::Unknown,
+            crate::health::HealthState::Up => Health::Up,
+            crate::health::HealthState::Down => Health::Down,
         }
     }
 }
@@ -281,6 +292,11 @@ pub struct BackendStatsView {
     pub errors: u64,
     /// Failed connection attempts.
     pub connect_errors: u64,
+    /// Requests sent to another candidate instead (down or unreachable).
+    pub failovers: u64,
+    /// Requests resent on a fresh connection (keep-alive race).
+    pub retries: u64,
+    pub health: Health,
     pub in_flight: i64,
     pub by_class: ByClass,
     pub latency_ms: Latency,

@@ -7,6 +7,7 @@
 
 mod admin;
 pub mod flags;
+mod health;
 pub mod lua;
 mod net;
 
@@ -20,6 +21,7 @@ use crate::routing::{Backend, BackendAddr, BackendState, ReloadScope};
 
 pub use admin::{AdminSettings, TokenSource, MIN_TOKEN_LEN};
 pub use flags::Flags;
+pub use health::{ActiveCheck, HealthConfig, HealthSettings, PassiveCheck};
 pub use net::IpNet;
 
 /// Why the configuration was refused. The binary exits with code 2 on any of these.
@@ -80,6 +82,8 @@ pub struct Settings {
     pub limits: Limits,
     /// Backend failover.
     pub failover: Failover,
+    /// Active and passive health checks.
+    pub health: HealthSettings,
     /// Start the demo backends (`--demo` only; not a Lua key).
     #[serde(skip)]
     pub demo: bool,
@@ -100,6 +104,7 @@ impl Default for Settings {
             timeouts: Timeouts::default(),
             limits: Limits::default(),
             failover: Failover::default(),
+            health: HealthSettings::default(),
             demo: false,
         }
     }
@@ -253,6 +258,7 @@ pub struct ProxySettings {
     pub reload_scope: ReloadScope,
     pub trusted_proxies: Vec<IpNet>,
     pub forward_underscore_headers: bool,
+    pub health: HealthConfig,
 }
 
 impl Settings {
@@ -324,6 +330,7 @@ impl Settings {
             },
             trusted_proxies,
             forward_underscore_headers: self.forward_underscore_headers,
+            health: self.health.validate()?,
         };
         Ok((proxy, self.initial_backends()?))
     }

@@ -17,12 +17,14 @@ use super::body::{ResponseBody, SentSignal};
 use super::client_io::{ConnShared, InFlight};
 use super::error::ProxyError;
 use super::headers;
-use super::upstream::{Checkout, UpstreamBody, Upstreams};
+use super::upstream::{UpstreamBody, Upstreams};
 use crate::config::ProxySettings;
 use crate::routing::{
-    routing_key, Backend, BackendPool, KeyError, KeyInput, ReloadScope, RoutingKey, Rule, Snapshot,
+    routing_key, BackendPool, KeyError, KeyInput, ReloadScope, RoutingKey, Rule,
 };
+use crate::health::Health;
 use crate::telemetry::{BackendInFlight, Telemetry};
+use super::forward::pick_backend;
 
 /// Everything the request path reads: the pool, the settings, the
 /// connections, and the counters it updates.
@@ -32,16 +34,17 @@ pub struct Proxy {
     pub settings: Arc<ProxySettings>,
     pub upstreams: Arc<Upstreams>,
     pub telemetry: Arc<Telemetry>,
+    pub health: Arc<Health>,
 }
 
 /// What one request did with a backend, for the counters.
 #[derive(Debug, Default)]
-struct Trace {
+pub(super) struct Trace {
     /// The backend that got the request (counted in flight until the
     /// response body is done).
-    backend: Option<BackendInFlight>,
+    pub backend: Option<BackendInFlight>,
     /// Time from sending the request to the backend's response head.
-    upstream_latency: Option<Duration>,
+    pub upstream_latency: Option<Duration>,
 }
 
 /// The hyper service entry point for one request.
@@ -91,7 +94,7 @@ impl Proxy {
         }
         let (key, rule) = routing_key_of(&req, &self.settings.reload_scope)?;
         let snapshot = self.pool.load();
-        let first = pick_backend(&snapshot, &key)?;
+        let first = pick_backend(self, &snapshot, &key)?;
         let client_upgrade = (req.version() == Version::HTTP_11
             && headers::wants_upgrade(req.headers()))
         .then(|| hyper::upgrade::on(&mut req));
@@ -110,90 +113,6 @@ impl Proxy {
             status = response.status().as_u16(), "proxied");
         Ok(prepare_response(response, upgraded))
     }
-
-    /// Send `req` to the key's first candidate that accepts a connection.
-    async fn forward(
-        &self,
-        snapshot: &Snapshot,
-        key: &RoutingKey,
-        first: Arc<Backend>,
-        req: Request<UpstreamBody>,
-        body_sent: tokio::sync::oneshot::Receiver<()>,
-        trace: &mut Trace,
-    ) -> Result<(Arc<Backend>, Response<Incoming>), ProxyError> {
-        let tries = self.settings.tries;
-        let mut backend = first;
-        let mut fallbacks: Option<Vec<Arc<Backend>>> = None;
-        for attempt in 1..=tries {
-            match self.upstreams.checkout(&backend.address).await {
-                Ok(checkout) => {
-                    trace.backend = Some(self.telemetry.start(&backend.address));
-                    let started = Instant::now();
-                    let response = self.exchange(&backend, checkout, req, body_sent).await?;
-                    trace.upstream_latency = Some(started.elapsed());
-                    return Ok((backend, response));
-                }
-                Err(err) => {
-                    self.telemetry.connect_failed(&backend.address);
-                    tracing::warn!(backend = %backend.address, %err, attempt, "backend unreachable; trying the next candidate");
-                    let list = fallbacks.get_or_insert_with(|| {
-                        snapshot
-                            .candidates(key, tries)
-                            .into_iter()
-                            .cloned()
-                            .collect()
-                    });
-                    match list.get(attempt) {
-                        Some(next) => backend = Arc::clone(next),
-                        None => break,
-                    }
-                }
-            }
-        }
-        Err(ProxyError::BadGateway)
-    }
-
-    /// One request/response exchange on a checked-out connection.
-    async fn exchange(
-        &self,
-        backend: &Backend,
-        checkout: Checkout,
-        req: Request<UpstreamBody>,
-        body_sent: tokio::sync::oneshot::Receiver<()>,
-    ) -> Result<Response<Incoming>, ProxyError> {
-        let Checkout { mut sender, .. } = checkout;
-        let response = sender.send_request(req);
-        tokio::pin!(response);
-        // The response-header timeout starts once the request body is sent
-        // (or as soon as the backend answers early).
-        let early = tokio::select! {
-            result = &mut response => Some(result),
-            _ = body_sent => None,
-        };
-        let result = match early {
-            Some(result) => result,
-            None => tokio::time::timeout(self.settings.response_header_timeout, response)
-                .await
-                .map_err(|_| ProxyError::GatewayTimeout)?,
-        };
-        let response = result.map_err(|err| classify_send_error(backend, &err))?;
-        if response.status() != StatusCode::SWITCHING_PROTOCOLS {
-            Upstreams::checkin(&self.upstreams, backend.address.clone(), sender);
-        }
-        Ok(response)
-    }
-}
-
-fn classify_send_error(backend: &Backend, err: &hyper::Error) -> ProxyError {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
-    while let Some(e) = source {
-        if e.is::<http_body_util::LengthLimitError>() {
-            return ProxyError::BodyTooLarge;
-        }
-        source = e.source();
-    }
-    tracing::warn!(backend = %backend.address, %err, "backend exchange failed");
-    ProxyError::BadGateway
 }
 
 /// Phase 1: the routing key, from the request's target, `Host` and path.
@@ -221,11 +140,6 @@ pub fn routing_key_of<B>(
         path: req.uri().path().as_bytes(),
     };
     routing_key(&input, scope)
-}
-
-/// Phase 2: the key's backend, or `503` when none is active.
-pub fn pick_backend(snapshot: &Snapshot, key: &RoutingKey) -> Result<Arc<Backend>, ProxyError> {
-    snapshot.pick(key).cloned().ok_or(ProxyError::NoBackends)
 }
 
 /// Phase 3: the request as the backend sees it: same method, path, query,

@@ -4,7 +4,8 @@
 //!   connection, graceful shutdown).
 //! - [`client_io`]: per-connection deadlines and HTTP/1 head checks.
 //! - [`framing`]: ambiguous framing hyper would accept.
-//! - [`handler`]: the request phases.
+//! - [`handler`]: the request phases; [`forward`]: candidates, failover,
+//!   safe resends.
 //! - [`headers`]: hop-by-hop and `X-Forwarded-*` rewriting.
 //! - [`upstream`]: the keep-alive pool of backend connections.
 //! - [`body`], [`error`]: body wrappers; errors and their responses.
@@ -15,6 +16,7 @@
 pub mod body;
 pub mod client_io;
 pub mod error;
+pub mod forward;
 pub mod framing;
 pub mod handler;
 pub mod headers;

@@ -16,6 +16,7 @@ use std::time::Duration;
 use dashmap::DashMap;
 use http::StatusCode;
 
+use crate::health::Health;
 use crate::routing::{BackendAddr, BackendPool, Snapshot};
 
 pub use latency::HistogramSnapshot;
@@ -29,6 +30,10 @@ pub const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 pub struct BackendStats {
     classes: [AtomicU64; 5],
     connect_errors: AtomicU64,
+    failovers: AtomicU64,
+    retries: AtomicU64,
+    bytes_in: AtomicU64,
+    bytes_out: AtomicU64,
     in_flight: AtomicI64,
     latency: latency::Histogram,
 }
@@ -40,6 +45,15 @@ pub struct StatsSnapshot {
     pub classes: [u64; 5],
     /// Failed connection attempts (each may have failed over to another backend).
     pub connect_errors: u64,
+    /// Requests that went to another candidate because this one was down or
+    /// refused the connection.
+    pub failovers: u64,
+    /// Requests resent on a fresh connection (the keep-alive race).
+    pub retries: u64,
+    /// Request body bytes sent to the backend.
+    pub bytes_in: u64,
+    /// Response body bytes sent to clients.
+    pub bytes_out: u64,
     pub in_flight: i64,
     /// Time from sending the request to the response head.
     pub latency: HistogramSnapshot,
@@ -62,6 +76,10 @@ impl BackendStats {
         StatsSnapshot {
             classes: std::array::from_fn(|i| self.classes[i].load(Relaxed)),
             connect_errors: self.connect_errors.load(Relaxed),
+            failovers: self.failovers.load(Relaxed),
+            retries: self.retries.load(Relaxed),
+            bytes_in: self.bytes_in.load(Relaxed),
+            bytes_out: self.bytes_out.load(Relaxed),
             in_flight: self.in_flight.load(Relaxed).max(0),
             latency: self.latency.snapshot(),
         }
@@ -72,6 +90,18 @@ impl BackendStats {
 /// response body is done).
 #[derive(Debug)]
 pub struct BackendInFlight(Arc<BackendStats>);
+
+impl BackendInFlight {
+    /// Body bytes that went to the backend (`inbound`) or to the client.
+    pub fn add_bytes(&self, inbound: u64, outbound: u64) {
+        if inbound > 0 {
+            self.0.bytes_in.fetch_add(inbound, Relaxed);
+        }
+        if outbound > 0 {
+            self.0.bytes_out.fetch_add(outbound, Relaxed);
+        }
+    }
+}
 
 impl Drop for BackendInFlight {
     fn drop(&mut self) {
@@ -85,15 +115,17 @@ pub struct Telemetry {
     backends: DashMap<BackendAddr, Arc<BackendStats>>,
     unrouted: BackendStats,
     pool: Arc<BackendPool>,
+    health: Arc<Health>,
 }
 
 impl Telemetry {
     /// Counters reported against `pool`'s current membership.
-    pub fn new(pool: Arc<BackendPool>) -> Self {
+    pub fn new(pool: Arc<BackendPool>, health: Arc<Health>) -> Self {
         Telemetry {
             backends: DashMap::new(),
             unrouted: BackendStats::default(),
             pool,
+            health,
         }
     }
 
@@ -114,6 +146,16 @@ impl Telemetry {
     /// `address` refused or timed out a connection.
     pub fn connect_failed(&self, address: &BackendAddr) {
         self.stats(address).connect_errors.fetch_add(1, Relaxed);
+    }
+
+    /// A request meant for `address` went to another candidate.
+    pub fn failed_over(&self, address: &BackendAddr) {
+        self.stats(address).failovers.fetch_add(1, Relaxed);
+    }
+
+    /// A request to `address` was resent on a fresh connection.
+    pub fn retried(&self, address: &BackendAddr) {
+        self.stats(address).retries.fetch_add(1, Relaxed);
     }
 
     /// The response to one request: from `backend` (with the upstream

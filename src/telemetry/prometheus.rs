@@ -63,6 +63,50 @@ impl Collector for Telemetry {
                 .encode_counter::<NoLabelSet, _, u64>(&stats.connect_errors, None)?;
         }
 
+        for (name, help, value) in [
+            (
+                "switchyard_backend_failovers",
+                "Requests that went to another candidate because this backend was down or refused the connection",
+                (|s: &StatsSnapshot| s.failovers) as fn(&StatsSnapshot) -> u64,
+            ),
+            (
+                "switchyard_backend_retries",
+                "Requests resent on a fresh connection after the backend closed a kept-alive one",
+                |s| s.retries,
+            ),
+            (
+                "switchyard_backend_received_bytes",
+                "Request body bytes sent to a backend",
+                |s| s.bytes_in,
+            ),
+            (
+                "switchyard_backend_sent_bytes",
+                "Response body bytes from a backend sent to clients",
+                |s| s.bytes_out,
+            ),
+        ] {
+            let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+            for (backend, stats) in backends {
+                family
+                    .encode_family(&[("backend", backend.as_str())])?
+                    .encode_counter::<NoLabelSet, _, u64>(&value(stats), None)?;
+            }
+        }
+
+        let mut health = encoder.encode_descriptor(
+            "switchyard_backend_up",
+            "1 unless health checks took the backend out of traffic",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (backend, _) in backends {
+            let address = backend.parse().expect("rendered from a BackendAddr");
+            let up = i64::from(!self.health.is_down(&address));
+            health
+                .encode_family(&[("backend", backend.as_str())])?
+                .encode_gauge(&up)?;
+        }
+
         let mut in_flight = encoder.encode_descriptor(
             "switchyard_backend_in_flight",
             "Requests sent to a backend whose response has not finished",

@@ -1,0 +1,168 @@
+//! `health = { active = {...}, passive = {...} }`: how switchyard decides a
+//! backend is down, and the validated runtime form.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::ConfigError;
+
+/// `health = { ... }`.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct HealthSettings {
+    pub active: ActiveSettings,
+    pub passive: PassiveSettings,
+}
+
+/// `health.active`: periodic `GET path` to every backend.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ActiveSettings {
+    /// Off by default: a backend's `/` may legitimately answer 404.
+    pub enabled: bool,
+    /// Path requested.
+    pub path: String,
+    /// `Host` sent (default: the backend's address).
+    pub host: Option<String>,
+    /// Seconds between checks of one backend.
+    pub interval: f64,
+    /// Seconds a check may take (connect + response head).
+    pub timeout: f64,
+    /// Consecutive passes that bring a down backend back.
+    pub healthy_threshold: u32,
+    /// Consecutive failures that take a backend down.
+    pub unhealthy_threshold: u32,
+    /// Inclusive range of statuses that pass.
+    pub expect_status: [u16; 2],
+}
+
+impl Default for ActiveSettings {
+    fn default() -> Self {
+        ActiveSettings {
+            enabled: false,
+            path: "/".into(),
+            host: None,
+            interval: 5.0,
+            timeout: 2.0,
+            healthy_threshold: 2,
+            unhealthy_threshold: 3,
+            expect_status: [200, 399],
+        }
+    }
+}
+
+/// `health.passive`: real traffic's failures take a backend out for a while.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct PassiveSettings {
+    pub enabled: bool,
+    /// Consecutive failures (connect failures, or `failure_statuses`) that
+    /// take a backend out; one success resets the count.
+    pub failures: u32,
+    /// Seconds a backend stays out before it gets traffic again.
+    pub cooldown: f64,
+    /// Backend statuses that count as failures (a user's app answering 500
+    /// says nothing about the backend, so only gateway errors by default).
+    pub failure_statuses: Vec<u16>,
+}
+
+impl Default for PassiveSettings {
+    fn default() -> Self {
+        PassiveSettings {
+            enabled: true,
+            failures: 5,
+            cooldown: 10.0,
+            failure_statuses: vec![502, 503, 504],
+        }
+    }
+}
+
+/// Validated health settings.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HealthConfig {
+    pub active: Option<ActiveCheck>,
+    pub passive: Option<PassiveCheck>,
+}
+
+/// Validated `health.active`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ActiveCheck {
+    pub path: String,
+    pub host: Option<String>,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub healthy_threshold: u32,
+    pub unhealthy_threshold: u32,
+    pub expect_status: std::ops::RangeInclusive<u16>,
+}
+
+/// Validated `health.passive`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PassiveCheck {
+    pub failures: u32,
+    pub cooldown: Duration,
+    pub failure_statuses: Vec<u16>,
+}
+
+impl HealthSettings {
+    /// Check the values; disabled parts become `None`.
+    pub fn validate(&self) -> Result<HealthConfig, ConfigError> {
+        let seconds = |name: &str, v: f64| {
+            if v.is_finite() && v > 0.0 && v < 1e6 {
+                Ok(Duration::from_secs_f64(v))
+            } else {
+                Err(ConfigError::Invalid(format!(
+                    "health.{name} must be a positive number of seconds, got {v}"
+                )))
+            }
+        };
+        let a = &self.active;
+        let active = if a.enabled {
+            if !a.path.starts_with('/') {
+                return Err(ConfigError::Invalid("health.active.path must start with /".into()));
+            }
+            if a.healthy_threshold == 0 || a.unhealthy_threshold == 0 {
+                return Err(ConfigError::Invalid(
+                    "health.active thresholds must be at least 1".into(),
+                ));
+            }
+            let [low, high] = a.expect_status;
+            if !(100..=599).contains(&low) || !(low..=599).contains(&high) {
+                return Err(ConfigError::Invalid(
+                    "health.active.expect_status must be { low, high } within 100-599".into(),
+                ));
+            }
+            Some(ActiveCheck {
+                path: a.path.clone(),
+                host: a.host.clone(),
+                interval: seconds("active.interval", a.interval)?,
+                timeout: seconds("active.timeout", a.timeout)?,
+                healthy_threshold: a.healthy_threshold,
+                unhealthy_threshold: a.unhealthy_threshold,
+                expect_status: low..=high,
+            })
+        } else {
+            None
+        };
+        let p = &self.passive;
+        let passive = if p.enabled {
+            if p.failures == 0 {
+                return Err(ConfigError::Invalid("health.passive.failures must be at least 1".into()));
+            }
+            if let Some(s) = p.failure_statuses.iter().find(|s| !(100..=599).contains(*s)) {
+                return Err(ConfigError::Invalid(format!(
+                    "health.passive.failure_statuses: {s} is not an HTTP status"
+                )));
+            }
+            Some(PassiveCheck {
+                failures: p.failures,
+                cooldown: seconds("passive.cooldown", p.cooldown)?,
+                failure_statuses: p.failure_statuses.clone(),
+            })
+        } else {
+            None
+        };
+        Ok(HealthConfig { active, passive })
+    }
+}
