@@ -12,16 +12,19 @@ use axum::Json;
 use super::error::{ApiError, ErrorBody, JsonBody};
 use super::model::{BackendList, BackendPatch, BackendView, NewBackend, Replacement};
 use super::AdminState;
+use crate::health::Health;
 use crate::routing::pool::MAX_WEIGHT;
 use crate::routing::{BackendAddr, BackendState};
-use crate::health::Health;
 use crate::store::Membership;
 
 /// List every backend.
 #[utoipa::path(get, path = "/api/v1/backends", tag = "backends",
     responses((status = 200, body = BackendList), (status = 401, body = ErrorBody)))]
 pub async fn list(State(state): State<AdminState>) -> Result<Json<BackendList>, ApiError> {
-    Ok(Json(list_of(&state.store.membership().await?, &state.health)))
+    Ok(Json(list_of(
+        &state.store.membership().await?,
+        &state.health,
+    )))
 }
 
 /// Add a backend; it takes keys as soon as the response is sent.

@@ -29,9 +29,9 @@ use axum::Router;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::health::Health;
 use crate::routing::{BackendPool, ReloadScope, Snapshot};
 use crate::store::{Membership, Store};
-use crate::health::Health;
 use crate::telemetry::Telemetry;
 
 pub use auth::{AdminToken, Origins};

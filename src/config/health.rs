@@ -120,7 +120,9 @@ impl HealthSettings {
         let a = &self.active;
         let active = if a.enabled {
             if !a.path.starts_with('/') {
-                return Err(ConfigError::Invalid("health.active.path must start with /".into()));
+                return Err(ConfigError::Invalid(
+                    "health.active.path must start with /".into(),
+                ));
             }
             if a.healthy_threshold == 0 || a.unhealthy_threshold == 0 {
                 return Err(ConfigError::Invalid(
@@ -148,9 +150,15 @@ impl HealthSettings {
         let p = &self.passive;
         let passive = if p.enabled {
             if p.failures == 0 {
-                return Err(ConfigError::Invalid("health.passive.failures must be at least 1".into()));
+                return Err(ConfigError::Invalid(
+                    "health.passive.failures must be at least 1".into(),
+                ));
             }
-            if let Some(s) = p.failure_statuses.iter().find(|s| !(100..=599).contains(*s)) {
+            if let Some(s) = p
+                .failure_statuses
+                .iter()
+                .find(|s| !(100..=599).contains(*s))
+            {
                 return Err(ConfigError::Invalid(format!(
                     "health.passive.failure_statuses: {s} is not an HTTP status"
                 )));

@@ -23,7 +23,11 @@ use crate::routing::{BackendAddr, BackendPool};
 const RECONCILE_EVERY: Duration = Duration::from_millis(200);
 
 /// Run active checks for every backend of `pool` until `shutdown` fires.
-pub fn spawn(health: Arc<Health>, pool: Arc<BackendPool>, shutdown: CancellationToken) -> JoinHandle<()> {
+pub fn spawn(
+    health: Arc<Health>,
+    pool: Arc<BackendPool>,
+    shutdown: CancellationToken,
+) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut tasks: HashMap<BackendAddr, JoinHandle<()>> = HashMap::new();
         let mut tick = tokio::time::interval(RECONCILE_EVERY);

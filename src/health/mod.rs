@@ -116,18 +116,25 @@ impl Health {
         }
     }
 
-    /// An active check passed; returns whether the backend came (back) up.
+    /// An active check passed; returns whether the backend came back into
+    /// traffic (from active down, or early from a passive cool-down).
     pub fn check_passed(&self, address: &BackendAddr, threshold: u32) -> bool {
         let h = self.entry(address);
         h.fails.store(0, Relaxed);
         let passes = h.passes.fetch_add(1, Relaxed).saturating_add(1);
         let before = h.active.load(Relaxed);
         // The first verdict needs one pass; coming back from down needs `threshold`.
+        // Enough passes since a passive ejection end its cool-down early.
+        let ejected = self.now_ms() < h.ejected_until_ms.load(Relaxed);
+        if ejected && passes >= threshold {
+            h.ejected_until_ms.store(0, Relaxed);
+            h.passive_failures.store(0, Relaxed);
+        }
         if before == UNKNOWN || (before == DOWN && passes >= threshold) {
             h.active.store(UP, Relaxed);
-            return before == DOWN;
+            return before == DOWN || ejected;
         }
-        false
+        ejected && passes >= threshold
     }
 
     /// An active check failed; returns whether the backend just went down.
@@ -161,6 +168,8 @@ impl Health {
             return false;
         }
         h.passive_failures.store(0, Relaxed);
+        // Active checks must pass again from here to end the cool-down early.
+        h.passes.store(0, Relaxed);
         let until = self.now_ms() + u64::try_from(passive.cooldown.as_millis()).unwrap_or(u64::MAX);
         h.ejected_until_ms.store(until, Relaxed);
         tracing::warn!(backend = %address, failures, cooldown = ?passive.cooldown,

@@ -30,8 +30,26 @@ use crate::routing::{Backend, RoutingKey, Snapshot};
 
 type SendResult = Result<Response<Incoming>, TrySendError<Request<UpstreamBody>>>;
 
+/// Why an exchange gave up.
+enum Failure {
+    /// The backend could not be reached and the request was not sent (it
+    /// can go to the next candidate).
+    Unreachable(Box<Request<UpstreamBody>>),
+    Failed(ProxyError),
+}
+
+impl From<ProxyError> for Failure {
+    fn from(err: ProxyError) -> Self {
+        Failure::Failed(err)
+    }
+}
+
 /// The key's first candidate that is not down (or the first, if all are).
-pub fn pick_backend(proxy: &Proxy, snapshot: &Snapshot, key: &RoutingKey) -> Result<Arc<Backend>, ProxyError> {
+pub fn pick_backend(
+    proxy: &Proxy,
+    snapshot: &Snapshot,
+    key: &RoutingKey,
+) -> Result<Arc<Backend>, ProxyError> {
     let first = snapshot.pick(key).ok_or(ProxyError::NoBackends)?;
     if !proxy.health.is_down(&first.address) {
         return Ok(Arc::clone(first));
@@ -52,51 +70,77 @@ impl Proxy {
         snapshot: &Snapshot,
         key: &RoutingKey,
         first: Arc<Backend>,
-        req: Request<UpstreamBody>,
+        mut req: Request<UpstreamBody>,
         body_sent: oneshot::Receiver<()>,
         trace: &mut Trace,
     ) -> Result<(Arc<Backend>, Response<Incoming>), ProxyError> {
         let mut backend = first;
         let mut tried: Vec<Arc<Backend>> = Vec::new();
+        let mut body_sent = Some(body_sent);
         loop {
-            match self.upstreams.checkout(&backend.address).await {
+            let connected = self.upstreams.checkout(&backend.address).await;
+            let err = match connected {
                 Ok(checkout) => {
                     trace.backend = Some(self.telemetry.start(&backend.address));
                     let started = Instant::now();
                     let result = self
-                        .exchange(&backend, checkout.sender, checkout.reused, req, body_sent)
+                        .exchange(
+                            &backend,
+                            checkout.sender,
+                            checkout.reused,
+                            req,
+                            &mut body_sent,
+                        )
                         .await;
-                    self.observe(&backend, result.as_ref().map(Response::status));
-                    let response = result?;
-                    trace.upstream_latency = Some(started.elapsed());
-                    return Ok((backend, response));
+                    match result {
+                        Ok(response) => {
+                            self.observe(&backend, Ok(response.status()));
+                            trace.upstream_latency = Some(started.elapsed());
+                            return Ok((backend, response));
+                        }
+                        Err(Failure::Failed(err)) => {
+                            self.observe(&backend, Err(&err));
+                            return Err(err);
+                        }
+                        Err(Failure::Unreachable(unsent)) => {
+                            trace.backend = None;
+                            req = *unsent;
+                            "the kept-alive connection closed and a new one failed".to_owned()
+                        }
+                    }
                 }
-                Err(err) => {
-                    self.telemetry.connect_failed(&backend.address);
-                    self.health.request_failed(&backend.address);
-                    tried.push(Arc::clone(&backend));
-                    let next = (tried.len() < self.settings.tries)
-                        .then(|| self.next_candidate(snapshot, key, &tried))
-                        .flatten();
-                    let Some(next) = next else {
-                        tracing::warn!(backend = %backend.address, %err, "backend unreachable; no candidate left");
-                        return Err(ProxyError::BadGateway);
-                    };
-                    tracing::warn!(backend = %backend.address, %err, next = %next.address,
-                        "backend unreachable; failing over");
-                    self.telemetry.failed_over(&backend.address);
-                    backend = next;
-                }
-            }
+                Err(err) => err.to_string(),
+            };
+            self.telemetry.connect_failed(&backend.address);
+            self.health.request_failed(&backend.address);
+            tried.push(Arc::clone(&backend));
+            let next = (tried.len() < self.settings.tries)
+                .then(|| self.next_candidate(snapshot, key, &tried))
+                .flatten();
+            let Some(next) = next else {
+                tracing::warn!(backend = %backend.address, %err, "backend unreachable; no candidate left");
+                return Err(ProxyError::BadGateway);
+            };
+            tracing::warn!(backend = %backend.address, %err, next = %next.address,
+                "backend unreachable; failing over");
+            self.telemetry.failed_over(&backend.address);
+            backend = next;
         }
     }
 
     /// The key's next candidate that was not tried and is not down.
-    fn next_candidate(&self, snapshot: &Snapshot, key: &RoutingKey, tried: &[Arc<Backend>]) -> Option<Arc<Backend>> {
+    fn next_candidate(
+        &self,
+        snapshot: &Snapshot,
+        key: &RoutingKey,
+        tried: &[Arc<Backend>],
+    ) -> Option<Arc<Backend>> {
         snapshot
             .candidates(key, usize::MAX)
             .into_iter()
-            .find(|b| !tried.iter().any(|t| t.address == b.address) && !self.health.is_down(&b.address))
+            .find(|b| {
+                !tried.iter().any(|t| t.address == b.address) && !self.health.is_down(&b.address)
+            })
             .cloned()
     }
 
@@ -122,31 +166,31 @@ impl Proxy {
         mut sender: Sender,
         reused: bool,
         req: Request<UpstreamBody>,
-        body_sent: oneshot::Receiver<()>,
-    ) -> Result<Response<Incoming>, ProxyError> {
+        body_sent: &mut Option<oneshot::Receiver<()>>,
+    ) -> Result<Response<Incoming>, Failure> {
         let resendable = reused && is_idempotent(req.method()) && req.body().is_end_stream();
         let head = resendable.then(|| head_of(&req));
-        let mut body_sent = Some(body_sent);
-        let first = self.send(&mut sender, req, &mut body_sent).await?;
+        let first = self.send(&mut sender, req, body_sent).await?;
         let (result, sender) = match first {
             Err(mut err) => {
-                let again = err.take_message().or_else(|| head.map(|h| h.map(|()| empty())));
+                let again = err
+                    .take_message()
+                    .or_else(|| head.map(|h| h.map(|()| empty())));
                 let Some(req) = again else {
-                    return Err(classify_send_error(backend, &err.into_error()));
+                    return Err(classify_send_error(backend, &err.into_error()).into());
                 };
                 tracing::debug!(backend = %backend.address, err = %err.error(), "resending on a fresh connection");
                 self.telemetry.retried(&backend.address);
-                let mut fresh = self
-                    .upstreams
-                    .connect(&backend.address)
-                    .await
-                    .map_err(|_| ProxyError::BadGateway)?;
-                let result = self.send(&mut fresh, req, &mut body_sent).await?;
+                let Ok(mut fresh) = self.upstreams.connect(&backend.address).await else {
+                    return Err(Failure::Unreachable(Box::new(req)));
+                };
+                let result = self.send(&mut fresh, req, body_sent).await?;
                 (result, fresh)
             }
             ok => (ok, sender),
         };
-        let response = result.map_err(|err| classify_send_error(backend, &err.into_error()))?;
+        let response =
+            result.map_err(|err| Failure::from(classify_send_error(backend, &err.into_error())))?;
         if response.status() != StatusCode::SWITCHING_PROTOCOLS {
             Upstreams::checkin(&self.upstreams, backend.address.clone(), sender);
         }
@@ -193,7 +237,9 @@ fn head_of(req: &Request<UpstreamBody>) -> Request<()> {
 }
 
 fn empty() -> UpstreamBody {
-    http_body_util::Empty::new().map_err(|never| match never {}).boxed()
+    http_body_util::Empty::new()
+        .map_err(|never| match never {})
+        .boxed()
 }
 
 fn classify_send_error(backend: &Backend, err: &hyper::Error) -> ProxyError {

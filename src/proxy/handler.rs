@@ -16,15 +16,13 @@ use hyper_util::rt::TokioIo;
 use super::body::{ResponseBody, SentSignal};
 use super::client_io::{ConnShared, InFlight};
 use super::error::ProxyError;
+use super::forward::pick_backend;
 use super::headers;
 use super::upstream::{UpstreamBody, Upstreams};
 use crate::config::ProxySettings;
-use crate::routing::{
-    routing_key, BackendPool, KeyError, KeyInput, ReloadScope, RoutingKey, Rule,
-};
 use crate::health::Health;
+use crate::routing::{routing_key, BackendPool, KeyError, KeyInput, ReloadScope, RoutingKey, Rule};
 use crate::telemetry::{BackendInFlight, Telemetry};
-use super::forward::pick_backend;
 
 /// Everything the request path reads: the pool, the settings, the
 /// connections, and the counters it updates.

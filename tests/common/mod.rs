@@ -54,11 +54,13 @@ pub struct Backend {
     /// TCP connections accepted so far.
     pub connections: Arc<std::sync::atomic::AtomicUsize>,
     task: JoinHandle<()>,
+    /// Tasks serving accepted connections (aborted by [`Backend::kill`]).
+    open: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
 }
 
 impl Drop for Backend {
     fn drop(&mut self) {
-        self.task.abort();
+        self.kill();
     }
 }
 
@@ -119,9 +121,41 @@ impl Backend {
         Fut: Future<Output = Response<TestBody>> + Send + 'static,
     {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Backend::serve_on(listener, service, seen)
+    }
+
+    /// [`Backend::named`] on a given address (to restart a killed backend).
+    pub async fn named_at(name: &str, addr: SocketAddr) -> Backend {
+        let listener = TcpListener::bind(addr).await.unwrap();
+        let name = name.to_owned();
+        Backend::serve_on(
+            listener,
+            move |req: Request<Incoming>| {
+                let reply = format!("{name} {}", req.uri());
+                async move { Response::new(text(reply)) }
+            },
+            Arc::default(),
+        )
+    }
+
+    /// Stop like a crashed process: no more accepts, every open connection cut.
+    pub fn kill(&self) {
+        self.task.abort();
+        for conn in self.open.lock().unwrap().drain(..) {
+            conn.abort();
+        }
+    }
+
+    fn serve_on<S, Fut>(listener: TcpListener, service: S, seen: Arc<Mutex<Vec<Seen>>>) -> Backend
+    where
+        S: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+        Fut: Future<Output = Response<TestBody>> + Send + 'static,
+    {
         let addr = listener.local_addr().unwrap();
         let connections: Arc<std::sync::atomic::AtomicUsize> = Arc::default();
         let accepted = Arc::clone(&connections);
+        let open: Arc<Mutex<Vec<tokio::task::AbortHandle>>> = Arc::default();
+        let tracked = Arc::clone(&open);
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
@@ -129,7 +163,7 @@ impl Backend {
                 };
                 accepted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 let service = service.clone();
-                tokio::spawn(async move {
+                let conn = tokio::spawn(async move {
                     let svc = service_fn(move |req| {
                         let fut = service(req);
                         async move { Ok::<_, Infallible>(fut.await) }
@@ -138,6 +172,7 @@ impl Backend {
                         .serve_connection_with_upgrades(TokioIo::new(stream), svc)
                         .await;
                 });
+                tracked.lock().unwrap().push(conn.abort_handle());
             }
         });
         Backend {
@@ -145,6 +180,7 @@ impl Backend {
             seen,
             connections,
             task,
+            open,
         }
     }
 

@@ -8,9 +8,9 @@ use http::{header, Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use switchyard::admin::{self, AdminState, AdminToken, Origins};
-use switchyard::routing::{BackendPool, ReloadScope, Snapshot};
 use switchyard::config::Settings;
 use switchyard::health::Health;
+use switchyard::routing::{BackendPool, ReloadScope, Snapshot};
 use switchyard::store::Store;
 use switchyard::telemetry::Telemetry;
 use tower::ServiceExt;
@@ -46,7 +46,9 @@ impl Api {
         let url = format!("sqlite://{}", dir.path().join("admin.db").display());
         let store = Store::open(&url).await.unwrap();
         let pool = Arc::new(BackendPool::new(Snapshot::empty()));
-        let health = Arc::new(Health::new(Settings::default().validate().unwrap().0.health));
+        let health = Arc::new(Health::new(
+            Settings::default().validate().unwrap().0.health,
+        ));
         let state = AdminState {
             store,
             telemetry: Arc::new(Telemetry::new(Arc::clone(&pool), Arc::clone(&health))),
