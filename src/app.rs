@@ -70,6 +70,7 @@ impl App {
             upstreams: Arc::new(upstreams),
             telemetry,
             health,
+            sampler: Default::default(),
         };
         Ok(App {
             proxy: Arc::new(proxy),

@@ -84,6 +84,8 @@ pub struct Settings {
     pub failover: Failover,
     /// Active and passive health checks.
     pub health: HealthSettings,
+    /// One line per request on the `switchyard::access` log target.
+    pub access_log: AccessLogSettings,
     /// Start the demo backends (`--demo` only; not a Lua key).
     #[serde(skip)]
     pub demo: bool,
@@ -105,6 +107,7 @@ impl Default for Settings {
             limits: Limits::default(),
             failover: Failover::default(),
             health: HealthSettings::default(),
+            access_log: AccessLogSettings::default(),
             demo: false,
         }
     }
@@ -227,6 +230,24 @@ impl Default for Limits {
     }
 }
 
+/// `access_log = { enabled = true, sample = 1.0 }`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AccessLogSettings {
+    pub enabled: bool,
+    /// Share of requests logged, 0.0–1.0 (exactly every 1/sample-th).
+    pub sample: f64,
+}
+
+impl Default for AccessLogSettings {
+    fn default() -> Self {
+        AccessLogSettings {
+            enabled: true,
+            sample: 1.0,
+        }
+    }
+}
+
 /// `failover = { tries = 2 }`.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -259,6 +280,8 @@ pub struct ProxySettings {
     pub trusted_proxies: Vec<IpNet>,
     pub forward_underscore_headers: bool,
     pub health: HealthConfig,
+    /// Access-log sample rate; `None` when the access log is off.
+    pub access_log_sample: Option<f64>,
 }
 
 impl Settings {
@@ -288,6 +311,11 @@ impl Settings {
         if !(1..=16).contains(&self.failover.tries) {
             return Err(ConfigError::Invalid(
                 "failover.tries must be from 1 to 16".into(),
+            ));
+        }
+        if !(self.access_log.sample > 0.0 && self.access_log.sample <= 1.0) {
+            return Err(ConfigError::Invalid(
+                "access_log.sample must be more than 0 and at most 1".into(),
             ));
         }
         if self.workers == Some(0) {
@@ -331,6 +359,7 @@ impl Settings {
             trusted_proxies,
             forward_underscore_headers: self.forward_underscore_headers,
             health: self.health.validate()?,
+            access_log_sample: self.access_log.enabled.then_some(self.access_log.sample),
         };
         Ok((proxy, self.initial_backends()?))
     }

@@ -1,6 +1,8 @@
 //! Body wrappers for the two directions of a proxied exchange.
 
 use std::pin::Pin;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -8,9 +10,9 @@ use http_body::{Body, Frame, SizeHint};
 use http_body_util::{BodyExt, Full};
 use tokio::sync::oneshot;
 
+use super::access::Completion;
 use super::client_io::InFlight;
 use super::upstream::{BoxError, UpstreamBody};
-use crate::telemetry::BackendInFlight;
 
 pin_project_lite::pin_project! {
     /// A response body sent to a client. It keeps its request counted as in
@@ -20,22 +22,19 @@ pin_project_lite::pin_project! {
         #[pin]
         inner: UpstreamBody,
         _in_flight: Option<InFlight>,
-        _backend: Option<BackendInFlight>,
+        completion: Completion,
     }
 }
 
 impl ResponseBody {
-    /// Wrap `inner`, holding `in_flight` (and the backend's count of
-    /// requests in flight) until the body is done.
-    pub fn new(
-        inner: UpstreamBody,
-        in_flight: Option<InFlight>,
-        backend: Option<BackendInFlight>,
-    ) -> Self {
+    /// Wrap `inner`, holding `in_flight` and `completion` (the backend's
+    /// count of requests in flight, byte counts, the access-log line) until
+    /// the body is done.
+    pub fn new(inner: UpstreamBody, in_flight: Option<InFlight>, completion: Completion) -> Self {
         ResponseBody {
             inner,
             _in_flight: in_flight,
-            _backend: backend,
+            completion,
         }
     }
 }
@@ -48,7 +47,14 @@ impl Body for ResponseBody {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        self.project().inner.poll_frame(cx)
+        let this = self.project();
+        let polled = this.inner.poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled {
+            if let Some(data) = frame.data_ref() {
+                this.completion.bytes_out += data.len() as u64;
+            }
+        }
+        polled
     }
 
     fn is_end_stream(&self) -> bool {
@@ -68,18 +74,20 @@ pin_project_lite::pin_project! {
         #[pin]
         inner: B,
         done: Option<oneshot::Sender<()>>,
+        sent: Option<Arc<AtomicU64>>,
     }
 }
 
 impl<B> SentSignal<B> {
     /// Wrap `inner`; the receiver resolves (with `Ok` or `Err`) once the
-    /// body has ended or been dropped.
-    pub fn new(inner: B) -> (Self, oneshot::Receiver<()>) {
+    /// body has ended or been dropped. Data bytes are added to `sent`.
+    pub fn new(inner: B, sent: Option<Arc<AtomicU64>>) -> (Self, oneshot::Receiver<()>) {
         let (tx, rx) = oneshot::channel();
         (
             SentSignal {
                 inner,
                 done: Some(tx),
+                sent,
             },
             rx,
         )
@@ -96,6 +104,11 @@ impl<B: Body<Data = Bytes>> Body for SentSignal<B> {
     ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
         let this = self.project();
         let polled = this.inner.poll_frame(cx);
+        if let (Poll::Ready(Some(Ok(frame))), Some(sent)) = (&polled, this.sent.as_ref()) {
+            if let Some(data) = frame.data_ref() {
+                sent.fetch_add(data.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
         if matches!(polled, Poll::Ready(None) | Poll::Ready(Some(Err(_)))) {
             if let Some(tx) = this.done.take() {
                 let _ = tx.send(());

@@ -4,15 +4,18 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http::{header, HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
+use http_body::Body as _;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 
+use super::access::{AccessRecord, Completion, Sampler};
 use super::body::{ResponseBody, SentSignal};
 use super::client_io::{ConnShared, InFlight};
 use super::error::ProxyError;
@@ -33,16 +36,21 @@ pub struct Proxy {
     pub upstreams: Arc<Upstreams>,
     pub telemetry: Arc<Telemetry>,
     pub health: Arc<Health>,
+    /// Picks the requests the access log writes.
+    pub sampler: Sampler,
 }
 
-/// What one request did with a backend, for the counters.
+/// What one request did, for the counters and the access log.
 #[derive(Debug, Default)]
 pub(super) struct Trace {
+    pub key: Option<(RoutingKey, Rule)>,
     /// The backend that got the request (counted in flight until the
     /// response body is done).
     pub backend: Option<BackendInFlight>,
     /// Time from sending the request to the backend's response head.
     pub upstream_latency: Option<Duration>,
+    /// Request body bytes sent (only for requests with a body).
+    pub bytes_in: Option<Arc<AtomicU64>>,
 }
 
 /// The hyper service entry point for one request.
@@ -56,6 +64,11 @@ pub async fn handle(
     let started = Instant::now();
     let method = req.method().clone();
     let mut trace = Trace::default();
+    let access = proxy
+        .settings
+        .access_log_sample
+        .filter(|&rate| proxy.sampler.sample(rate))
+        .map(|_| access_record(&req, peer, started));
     let response = match proxy.proxy_request(&conn, peer, req, &mut trace).await {
         Ok(response) => response,
         Err(err) => {
@@ -68,12 +81,45 @@ pub async fn handle(
         response.status(),
         trace.upstream_latency,
     );
-    tracing::trace!(
-        status = response.status().as_u16(),
-        elapsed_us = started.elapsed().as_micros() as u64,
-        "done"
-    );
-    Ok(response.map(|body| ResponseBody::new(body, Some(in_flight), trace.backend)))
+    let access = access.map(|mut record| {
+        if let Some((key, rule)) = &trace.key {
+            record.key = key.as_str().to_owned();
+            record.rule = rule.as_str();
+        }
+        if let Some(backend) = &trace.backend {
+            record.backend = backend.address().to_string();
+        }
+        record.status = response.status();
+        Box::new(record)
+    });
+    let completion = Completion {
+        backend: trace.backend,
+        bytes_in: trace.bytes_in,
+        bytes_out: 0,
+        access,
+    };
+    Ok(response.map(|body| ResponseBody::new(body, Some(in_flight), completion)))
+}
+
+/// The access-log fields known before routing.
+fn access_record<B>(req: &Request<B>, client: SocketAddr, started: Instant) -> AccessRecord {
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .map(|h| String::from_utf8_lossy(h.as_bytes()).into_owned())
+        .or_else(|| req.uri().authority().map(|a| a.to_string()))
+        .unwrap_or_default();
+    AccessRecord {
+        started,
+        client,
+        method: req.method().clone(),
+        host,
+        path: req.uri().path().to_owned(),
+        key: String::new(),
+        rule: "-",
+        backend: "-".to_owned(),
+        status: StatusCode::OK,
+    }
 }
 
 impl Proxy {
@@ -91,13 +137,22 @@ impl Proxy {
             return Err(ProxyError::Connect);
         }
         let (key, rule) = routing_key_of(&req, &self.settings.reload_scope)?;
+        trace.key = Some((key.clone(), rule));
         let snapshot = self.pool.load();
         let first = pick_backend(self, &snapshot, &key)?;
         let client_upgrade = (req.version() == Version::HTTP_11
             && headers::wants_upgrade(req.headers()))
         .then(|| hyper::upgrade::on(&mut req));
-        let (req, body_sent) =
-            prepare_request(req, peer, &self.settings, client_upgrade.is_some())?;
+        if !req.body().is_end_stream() {
+            trace.bytes_in = Some(Arc::default());
+        }
+        let (req, body_sent) = prepare_request(
+            req,
+            peer,
+            &self.settings,
+            client_upgrade.is_some(),
+            trace.bytes_in.clone(),
+        )?;
         let (backend, mut response) = self
             .forward(&snapshot, &key, first, req, body_sent, trace)
             .await?;
@@ -148,6 +203,7 @@ pub fn prepare_request(
     peer: SocketAddr,
     settings: &ProxySettings,
     upgrade: bool,
+    bytes_sent: Option<Arc<AtomicU64>>,
 ) -> Result<(Request<UpstreamBody>, tokio::sync::oneshot::Receiver<()>), ProxyError> {
     let (mut parts, body) = req.into_parts();
     if let (Some(limit), Some(length)) = (settings.max_body_bytes, declared_length(&parts.headers))
@@ -185,7 +241,7 @@ pub fn prepare_request(
         Some(limit) => Limited::new(body, limit as usize).boxed(),
         None => body.map_err(Into::into).boxed(),
     };
-    let (body, sent) = SentSignal::new(body);
+    let (body, sent) = SentSignal::new(body, bytes_sent);
     Ok((Request::from_parts(parts, body.boxed()), sent))
 }
 

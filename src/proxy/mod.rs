@@ -9,10 +9,13 @@
 //! - [`headers`]: hop-by-hop and `X-Forwarded-*` rewriting.
 //! - [`upstream`]: the keep-alive pool of backend connections.
 //! - [`body`], [`error`]: body wrappers; errors and their responses.
+//! - [`access`]: byte counts and the access-log line, written when a
+//!   response body is done.
 //!
 //! It reads the membership only through [`crate::routing::BackendPool::load`]
 //! and never touches the config file, the database or the admin API.
 
+pub mod access;
 pub mod body;
 pub mod client_io;
 pub mod error;

@@ -89,9 +89,14 @@ impl BackendStats {
 /// Counts a request as in flight on its backend until dropped (when the
 /// response body is done).
 #[derive(Debug)]
-pub struct BackendInFlight(Arc<BackendStats>);
+pub struct BackendInFlight(Arc<BackendStats>, BackendAddr);
 
 impl BackendInFlight {
+    /// The backend this request went to.
+    pub fn address(&self) -> &BackendAddr {
+        &self.1
+    }
+
     /// Body bytes that went to the backend (`inbound`) or to the client.
     pub fn add_bytes(&self, inbound: u64, outbound: u64) {
         if inbound > 0 {
@@ -140,7 +145,7 @@ impl Telemetry {
     pub fn start(&self, address: &BackendAddr) -> BackendInFlight {
         let stats = self.stats(address);
         stats.in_flight.fetch_add(1, Relaxed);
-        BackendInFlight(stats)
+        BackendInFlight(stats, address.clone())
     }
 
     /// `address` refused or timed out a connection.
