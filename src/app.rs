@@ -7,10 +7,11 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::admin::{self, auth::TokenOrigin, AdminState, AdminToken, Origins};
-use crate::config::Settings;
+use crate::config::{Settings, SharedSettings};
 use crate::demo::DemoBackends;
 use crate::health::{self, Health};
 use crate::proxy::{self, upstream::Upstreams, Proxy};
+use crate::reload::Reloader;
 use crate::routing::{Backend, BackendPool};
 use crate::store::{Membership, Store};
 use crate::telemetry::Telemetry;
@@ -23,6 +24,7 @@ pub struct App {
     admin_listener: TcpListener,
     token_origin: TokenOrigin,
     demo: Option<DemoBackends>,
+    reloader: Reloader,
 }
 
 impl App {
@@ -53,6 +55,9 @@ impl App {
         let telemetry = Arc::new(Telemetry::new(Arc::clone(&pool), Arc::clone(&health)));
         let (token, token_origin) =
             AdminToken::load(&token_source).map_err(|e| anyhow::anyhow!("admin token: {e}"))?;
+        let connections = Arc::new(tokio::sync::Semaphore::new(proxy_settings.max_connections));
+        let settings_now: SharedSettings =
+            Arc::new(arc_swap::ArcSwap::from_pointee(proxy_settings));
         let listener = bind(settings.listen, "proxy").await?;
         let admin_listener = bind(settings.admin.listen, "admin").await?;
         let admin = AdminState {
@@ -60,20 +65,23 @@ impl App {
             pool: Arc::clone(&pool),
             telemetry: Arc::clone(&telemetry),
             health: Arc::clone(&health),
-            reload_scope: Arc::new(proxy_settings.reload_scope.clone()),
+            settings: Arc::clone(&settings_now),
             token,
             origins: Arc::new(Origins::of(admin_listener.local_addr()?)),
         };
         let proxy = Proxy {
             pool,
-            settings: Arc::new(proxy_settings),
+            settings: settings_now,
+            connections,
             upstreams: Arc::new(upstreams),
             telemetry,
             health,
             sampler: Default::default(),
         };
+        let proxy = Arc::new(proxy);
         Ok(App {
-            proxy: Arc::new(proxy),
+            reloader: Reloader::new(Arc::clone(&proxy), settings.clone()),
+            proxy,
             listener,
             admin,
             admin_listener,
@@ -101,6 +109,11 @@ impl App {
         self.admin.token.expose()
     }
 
+    /// Applies a re-read config to this switchyard while it runs.
+    pub fn reloader(&self) -> Reloader {
+        self.reloader.clone()
+    }
+
     /// The live backend pool.
     pub fn pool(&self) -> Arc<BackendPool> {
         Arc::clone(&self.proxy.pool)
@@ -116,7 +129,7 @@ impl App {
         self.announce_admin();
         tracing::info!(listen = %self.proxy_addr(), admin = %self.admin_addr(),
             backends = snapshot.backends().len(), "switchyard ready");
-        let grace = self.proxy.settings.shutdown_grace;
+        let grace = self.proxy.settings.load().shutdown_grace;
         let store = self.admin.store.clone();
         let admin = tokio::spawn(admin::serve(
             self.admin_listener,

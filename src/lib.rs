@@ -16,6 +16,7 @@
 //! - [`store`]: the durable membership (SQLite or PostgreSQL via sqlx).
 //! - [`config`]: settings from defaults, the Lua file and flags (parse → validate).
 //! - [`demo`]: three built-in demo backends for `--demo`.
+//! - [`Reloader`]: SIGHUP applies a re-read config without dropping connections.
 //! - [`run`](crate::run): wires it all together: build the pool, bind, serve
 //!   until the shutdown token fires.
 
@@ -27,8 +28,10 @@ pub mod config;
 pub mod demo;
 pub mod health;
 pub mod proxy;
+mod reload;
 pub mod routing;
 pub mod store;
 pub mod telemetry;
 
 pub use app::{run, App};
+pub use reload::Reloader;

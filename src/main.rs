@@ -32,8 +32,9 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         let shutdown = CancellationToken::new();
-        tokio::spawn(watch_signals(shutdown.clone()));
-        switchyard::run(settings, shutdown).await
+        let app = switchyard::App::build(&settings).await?;
+        tokio::spawn(watch_signals(shutdown.clone(), flags, app.reloader()));
+        app.run(shutdown).await
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -48,20 +49,27 @@ fn main() -> ExitCode {
     }
 }
 
-/// SIGTERM/SIGINT start a graceful stop; a second one exits at once.
-async fn watch_signals(shutdown: CancellationToken) {
+/// SIGTERM/SIGINT start a graceful stop (a second one exits at once);
+/// SIGHUP re-reads the config file.
+async fn watch_signals(shutdown: CancellationToken, flags: Flags, reloader: switchyard::Reloader) {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
     ) else {
         tracing::error!("cannot install signal handlers");
         return;
     };
-    for round in 0.. {
+    let mut round = 0;
+    loop {
         tokio::select! {
             _ = term.recv() => {}
             _ = int.recv() => {}
+            _ = hup.recv() => {
+                reload(&flags, &reloader);
+                continue;
+            }
         }
         if round > 0 {
             eprintln!("switchyard: second signal, exiting now");
@@ -69,6 +77,25 @@ async fn watch_signals(shutdown: CancellationToken) {
         }
         tracing::info!("shutdown signal received");
         shutdown.cancel();
+        round += 1;
+    }
+}
+
+/// Re-read the config file (then the flags on top) and apply it.
+fn reload(flags: &Flags, reloader: &switchyard::Reloader) {
+    let Some(path) = &flags.config else {
+        tracing::info!("SIGHUP: no --config file to re-read");
+        return;
+    };
+    let applied = reloader.apply(flags.settings().map(|mut settings| {
+        settings.demo = flags.demo;
+        settings
+    }));
+    match applied {
+        Ok(()) => tracing::info!(config = %path.display(), "config reloaded"),
+        Err(err) => {
+            tracing::error!(config = %path.display(), %err, "config reload refused; the running config stays")
+        }
     }
 }
 

@@ -50,13 +50,14 @@ pub async fn route(
                 "the host or path contains characters a request cannot carry",
             )
         })?;
-    let (key, rule) = routing_key_of(&request, &state.reload_scope).map_err(|e| {
-        let code = match e {
-            KeyError::InvalidReloadDomain => "invalid_reload_domain",
-            _ => "invalid_host",
-        };
-        ApiError::invalid(code, e.to_string())
-    })?;
+    let (key, rule) =
+        routing_key_of(&request, &state.settings.load().reload_scope).map_err(|e| {
+            let code = match e {
+                KeyError::InvalidReloadDomain => "invalid_reload_domain",
+                _ => "invalid_host",
+            };
+            ApiError::invalid(code, e.to_string())
+        })?;
     let snapshot = state.pool.load();
     let candidates: Vec<RouteBackend> = snapshot
         .candidates(&key, usize::MAX)

@@ -29,8 +29,9 @@ use axum::Router;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::SharedSettings;
 use crate::health::Health;
-use crate::routing::{BackendPool, ReloadScope, Snapshot};
+use crate::routing::{BackendPool, Snapshot};
 use crate::store::{Membership, Store};
 use crate::telemetry::Telemetry;
 
@@ -47,7 +48,8 @@ pub struct AdminState {
     pub pool: Arc<BackendPool>,
     pub telemetry: Arc<Telemetry>,
     pub health: Arc<Health>,
-    pub reload_scope: Arc<ReloadScope>,
+    /// The running proxy settings (route lookup uses their reload rule).
+    pub settings: SharedSettings,
     pub token: AdminToken,
     pub origins: Arc<Origins>,
 }

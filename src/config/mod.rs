@@ -24,6 +24,9 @@ pub use flags::Flags;
 pub use health::{ActiveCheck, HealthConfig, HealthSettings, PassiveCheck};
 pub use net::IpNet;
 
+/// The running proxy settings, replaced whole by a config reload.
+pub type SharedSettings = std::sync::Arc<arc_swap::ArcSwap<ProxySettings>>;
+
 /// Why the configuration was refused. The binary exits with code 2 on any of these.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {

@@ -114,7 +114,7 @@ impl Proxy {
             self.telemetry.connect_failed(&backend.address);
             self.health.request_failed(&backend.address);
             tried.push(Arc::clone(&backend));
-            let next = (tried.len() < self.settings.tries)
+            let next = (tried.len() < self.settings.load().tries)
                 .then(|| self.next_candidate(snapshot, key, &tried))
                 .flatten();
             let Some(next) = next else {
@@ -213,7 +213,7 @@ impl Proxy {
                 _ = signal => *body_sent = None,
             }
         }
-        tokio::time::timeout(self.settings.response_header_timeout, response)
+        tokio::time::timeout(self.settings.load().response_header_timeout, response)
             .await
             .map_err(|_| ProxyError::GatewayTimeout)
     }

@@ -22,7 +22,7 @@ use super::error::ProxyError;
 use super::forward::pick_backend;
 use super::headers;
 use super::upstream::{UpstreamBody, Upstreams};
-use crate::config::ProxySettings;
+use crate::config::{ProxySettings, SharedSettings};
 use crate::health::Health;
 use crate::routing::{routing_key, BackendPool, KeyError, KeyInput, ReloadScope, RoutingKey, Rule};
 use crate::telemetry::{BackendInFlight, Telemetry};
@@ -32,7 +32,9 @@ use crate::telemetry::{BackendInFlight, Telemetry};
 #[derive(Debug)]
 pub struct Proxy {
     pub pool: Arc<BackendPool>,
-    pub settings: Arc<ProxySettings>,
+    pub settings: SharedSettings,
+    /// Client connection slots (`limits.max_connections`).
+    pub connections: Arc<tokio::sync::Semaphore>,
     pub upstreams: Arc<Upstreams>,
     pub telemetry: Arc<Telemetry>,
     pub health: Arc<Health>,
@@ -66,6 +68,7 @@ pub async fn handle(
     let mut trace = Trace::default();
     let access = proxy
         .settings
+        .load()
         .access_log_sample
         .filter(|&rate| proxy.sampler.sample(rate))
         .map(|_| access_record(&req, peer, started));
@@ -136,7 +139,8 @@ impl Proxy {
         if req.method() == Method::CONNECT {
             return Err(ProxyError::Connect);
         }
-        let (key, rule) = routing_key_of(&req, &self.settings.reload_scope)?;
+        let settings = self.settings.load();
+        let (key, rule) = routing_key_of(&req, &settings.reload_scope)?;
         trace.key = Some((key.clone(), rule));
         let snapshot = self.pool.load();
         let first = pick_backend(self, &snapshot, &key)?;
@@ -149,7 +153,7 @@ impl Proxy {
         let (req, body_sent) = prepare_request(
             req,
             peer,
-            &self.settings,
+            &settings,
             client_upgrade.is_some(),
             trace.bytes_in.clone(),
         )?;

@@ -32,7 +32,6 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 pub use handler::Proxy;
@@ -46,14 +45,7 @@ pub async fn serve(
     proxy: Arc<Proxy>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    let settings = Arc::clone(&proxy.settings);
-    let builder = connection_builder(&settings);
-    let deadlines = Deadlines {
-        header_read: settings.header_read_timeout,
-        idle: settings.idle_timeout,
-        max_head: settings.max_header_bytes,
-    };
-    let permits = Arc::new(Semaphore::new(settings.max_connections));
+    let permits = Arc::clone(&proxy.connections);
     let graceful = GracefulShutdown::new();
     let reaper = spawn_pool_reaper(Arc::clone(&proxy), shutdown.clone());
 
@@ -75,6 +67,14 @@ pub async fn serve(
             () = shutdown.cancelled() => break,
         };
         let _ = stream.set_nodelay(true);
+        // Per connection: a config reload applies to the connections after it.
+        let settings = proxy.settings.load_full();
+        let builder = connection_builder(&settings);
+        let deadlines = Deadlines {
+            header_read: settings.header_read_timeout,
+            idle: settings.idle_timeout,
+            max_head: settings.max_header_bytes,
+        };
         let shared = Arc::new(ConnShared::default());
         let io = TokioIo::new(ClientIo::new(stream, Arc::clone(&shared), deadlines));
         let proxy = Arc::clone(&proxy);
@@ -97,10 +97,11 @@ pub async fn serve(
     drop(listener);
     reaper.abort();
     tracing::info!("proxy stopped accepting; waiting for in-flight requests");
+    let grace = proxy.settings.load().shutdown_grace;
     tokio::select! {
         () = graceful.shutdown() => tracing::info!("all client connections closed"),
-        () = tokio::time::sleep(settings.shutdown_grace) => {
-            tracing::warn!(grace = ?settings.shutdown_grace, "grace period over; closing remaining connections");
+        () = tokio::time::sleep(grace) => {
+            tracing::warn!(?grace, "grace period over; closing remaining connections");
         }
     }
     Ok(())
@@ -130,8 +131,8 @@ fn spawn_pool_reaper(
     shutdown: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let period =
-            (proxy.settings.backend_idle_timeout / 2).max(std::time::Duration::from_millis(100));
+        let period = (proxy.settings.load().backend_idle_timeout / 2)
+            .max(std::time::Duration::from_millis(100));
         let mut tick = tokio::time::interval(period);
         loop {
             tokio::select! {

@@ -53,14 +53,14 @@ struct Idle {
 /// The pool of backend connections, shared by every client connection.
 pub struct Upstreams {
     idle: Mutex<HashMap<BackendAddr, Vec<Idle>>>,
-    connect_timeout: Duration,
-    idle_timeout: Duration,
+    /// (connect timeout, idle timeout); replaced by a config reload.
+    timeouts: arc_swap::ArcSwap<(Duration, Duration)>,
 }
 
 impl std::fmt::Debug for Upstreams {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Upstreams")
-            .field("connect_timeout", &self.connect_timeout)
+            .field("timeouts", &**self.timeouts.load())
             .finish_non_exhaustive()
     }
 }
@@ -78,9 +78,14 @@ impl Upstreams {
     pub fn new(connect_timeout: Duration, idle_timeout: Duration) -> Self {
         Upstreams {
             idle: Mutex::new(HashMap::new()),
-            connect_timeout,
-            idle_timeout,
+            timeouts: arc_swap::ArcSwap::from_pointee((connect_timeout, idle_timeout)),
         }
+    }
+
+    /// New timeouts (a config reload); pooled connections are kept.
+    pub fn set_timeouts(&self, connect_timeout: Duration, idle_timeout: Duration) {
+        self.timeouts
+            .store(std::sync::Arc::new((connect_timeout, idle_timeout)));
     }
 
     /// An idle connection to `addr` if one is usable, else a new one.
@@ -99,12 +104,13 @@ impl Upstreams {
 
     fn take_idle(&self, addr: &BackendAddr) -> Option<Sender> {
         let now = Instant::now();
+        let idle_timeout = self.timeouts.load().1;
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         let list = idle.get_mut(addr)?;
         // Newest first: the most recently used connection is the least likely
         // to have been closed by the backend's own idle timeout.
         while let Some(conn) = list.pop() {
-            if now.duration_since(conn.since) < self.idle_timeout && conn.sender.is_ready() {
+            if now.duration_since(conn.since) < idle_timeout && conn.sender.is_ready() {
                 return Some(conn.sender);
             }
         }
@@ -114,7 +120,7 @@ impl Upstreams {
     /// Open a new connection (TCP_NODELAY, bounded by the connect timeout).
     pub async fn connect(&self, addr: &BackendAddr) -> Result<Sender, ConnectError> {
         let stream = tokio::time::timeout(
-            self.connect_timeout,
+            self.timeouts.load().0,
             TcpStream::connect((addr.host(), addr.port())),
         )
         .await
@@ -152,11 +158,10 @@ impl Upstreams {
     /// Drop idle connections that expired or were closed by their backend.
     pub fn reap(&self) {
         let now = Instant::now();
+        let idle_timeout = self.timeouts.load().1;
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         idle.retain(|_, list| {
-            list.retain(|c| {
-                now.duration_since(c.since) < self.idle_timeout && !c.sender.is_closed()
-            });
+            list.retain(|c| now.duration_since(c.since) < idle_timeout && !c.sender.is_closed());
             !list.is_empty()
         });
     }

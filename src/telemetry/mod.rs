@@ -121,6 +121,8 @@ pub struct Telemetry {
     unrouted: BackendStats,
     pool: Arc<BackendPool>,
     health: Arc<Health>,
+    /// Config reloads applied and refused.
+    reloads: [AtomicU64; 2],
 }
 
 impl Telemetry {
@@ -131,7 +133,13 @@ impl Telemetry {
             unrouted: BackendStats::default(),
             pool,
             health,
+            reloads: Default::default(),
         }
+    }
+
+    /// A config reload was applied (`true`) or refused.
+    pub fn reloaded(&self, applied: bool) {
+        self.reloads[usize::from(!applied)].fetch_add(1, Relaxed);
     }
 
     fn stats(&self, address: &BackendAddr) -> Arc<BackendStats> {

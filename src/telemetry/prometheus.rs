@@ -159,6 +159,21 @@ impl Collector for Telemetry {
                 .encode_gauge(&count)?;
         }
 
+        let mut reloads = encoder.encode_descriptor(
+            "switchyard_config_reloads",
+            "Config reloads (SIGHUP), by result",
+            None,
+            MetricType::Counter,
+        )?;
+        for (result, count) in ["applied", "refused"].iter().zip(&self.reloads) {
+            reloads
+                .encode_family(&[("result", *result)])?
+                .encode_counter::<NoLabelSet, _, u64>(
+                    &count.load(std::sync::atomic::Ordering::Relaxed),
+                    None,
+                )?;
+        }
+
         let generation = ConstGauge::new(i64::try_from(snapshot.generation()).unwrap_or(i64::MAX));
         generation.encode(encoder.encode_descriptor(
             "switchyard_membership_generation",

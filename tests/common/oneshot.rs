@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use switchyard::admin::{self, AdminState, AdminToken, Origins};
 use switchyard::config::Settings;
 use switchyard::health::Health;
-use switchyard::routing::{BackendPool, ReloadScope, Snapshot};
+use switchyard::routing::{BackendPool, Snapshot};
 use switchyard::store::Store;
 use switchyard::telemetry::Telemetry;
 use tower::ServiceExt;
@@ -46,15 +46,14 @@ impl Api {
         let url = format!("sqlite://{}", dir.path().join("admin.db").display());
         let store = Store::open(&url).await.unwrap();
         let pool = Arc::new(BackendPool::new(Snapshot::empty()));
-        let health = Arc::new(Health::new(
-            Settings::default().validate().unwrap().0.health,
-        ));
+        let (proxy_settings, _) = Settings::default().validate().unwrap();
+        let health = Arc::new(Health::new(proxy_settings.health.clone()));
         let state = AdminState {
             store,
             telemetry: Arc::new(Telemetry::new(Arc::clone(&pool), Arc::clone(&health))),
             health,
             pool: Arc::clone(&pool),
-            reload_scope: Arc::new(ReloadScope::AnyHost),
+            settings: Arc::new(arc_swap::ArcSwap::from_pointee(proxy_settings)),
             token: AdminToken::new(TOKEN),
             origins: Arc::new(Origins::of("127.0.0.1:8081".parse().unwrap())),
         };

@@ -1,0 +1,81 @@
+//! `SIGHUP`: re-read the config and apply what can change while serving
+//! (timeouts, limits, failover, reload rule, forwarding rules, health
+//! checks, access log) without dropping a connection. An invalid file
+//! changes nothing. Listeners, database, workers, log format and the admin
+//! token need a restart; a changed value there is logged, not applied.
+
+use std::sync::{Arc, Mutex};
+
+use crate::config::{ConfigError, Settings};
+use crate::proxy::Proxy;
+
+/// Applies reloaded settings to a running switchyard.
+#[derive(Clone)]
+pub struct Reloader {
+    proxy: Arc<Proxy>,
+    /// The settings the process runs with (for the restart-only fields).
+    running: Arc<Mutex<Settings>>,
+}
+
+impl Reloader {
+    pub(crate) fn new(proxy: Arc<Proxy>, settings: Settings) -> Self {
+        Reloader {
+            proxy,
+            running: Arc::new(Mutex::new(settings)),
+        }
+    }
+
+    /// Validate freshly read `settings` and apply them; if reading or
+    /// validating failed, nothing changes. Either way it is counted.
+    pub fn apply(&self, settings: Result<Settings, ConfigError>) -> Result<(), ConfigError> {
+        let validated = settings.and_then(|s| s.validate().map(|v| (s, v)));
+        self.proxy.telemetry.reloaded(validated.is_ok());
+        let (settings, (next, _seed)) = validated?;
+        let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        for (name, changed) in [
+            ("listen", running.listen != settings.listen),
+            (
+                "admin.listen",
+                running.admin.listen != settings.admin.listen,
+            ),
+            ("admin.token", running.admin.token != settings.admin.token),
+            ("database", running.database != settings.database),
+            ("workers", running.workers != settings.workers),
+            ("log_format", running.log_format != settings.log_format),
+        ] {
+            if changed {
+                tracing::warn!(
+                    setting = name,
+                    "changed in the config; takes effect after a restart"
+                );
+            }
+        }
+        let previous = self.proxy.settings.load_full();
+        let grow = next
+            .max_connections
+            .saturating_sub(previous.max_connections);
+        let shrink = previous
+            .max_connections
+            .saturating_sub(next.max_connections);
+        if grow > 0 {
+            self.proxy.connections.add_permits(grow);
+        }
+        if shrink > 0 {
+            // Slots in use are given up as their connections close.
+            let forgotten = self.proxy.connections.forget_permits(shrink);
+            if forgotten < shrink {
+                tracing::warn!(
+                    effective = previous.max_connections - forgotten,
+                    "max_connections is lower than the connections open now; the limit stays at `effective` until a restart"
+                );
+            }
+        }
+        self.proxy
+            .upstreams
+            .set_timeouts(next.connect_timeout, next.backend_idle_timeout);
+        self.proxy.health.set_config(next.health.clone());
+        self.proxy.settings.store(Arc::new(next));
+        *running = settings;
+        Ok(())
+    }
+}
