@@ -77,6 +77,7 @@ impl App {
             telemetry,
             health,
             sampler: Default::default(),
+            drains: Default::default(),
         };
         let proxy = Arc::new(proxy);
         Ok(App {
@@ -142,8 +143,15 @@ impl App {
             Arc::clone(&self.proxy.pool),
             shutdown.clone(),
         );
+        let drainer = proxy::drain::spawn_watcher(
+            Arc::clone(&self.proxy.drains),
+            Arc::clone(&self.proxy.pool),
+            Arc::clone(&self.proxy.settings),
+            shutdown.clone(),
+        );
         let served = proxy::serve(self.listener, self.proxy, shutdown).await;
         checker.abort();
+        drainer.abort();
         let admin_served = admin.await?;
         store.close().await;
         drop(self.demo);

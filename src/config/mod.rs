@@ -8,6 +8,7 @@
 mod admin;
 pub mod flags;
 mod health;
+mod limits;
 pub mod lua;
 mod net;
 
@@ -22,6 +23,7 @@ use crate::routing::{Backend, BackendAddr, BackendState, ReloadScope};
 pub use admin::{AdminSettings, TokenSource, MIN_TOKEN_LEN};
 pub use flags::Flags;
 pub use health::{ActiveCheck, HealthConfig, HealthSettings, PassiveCheck};
+pub use limits::{AccessLogSettings, Failover, Limits, Timeouts};
 pub use net::IpNet;
 
 /// The running proxy settings, replaced whole by a config reload.
@@ -177,94 +179,6 @@ pub struct ReloadSettings {
     pub control_hosts: Vec<String>,
 }
 
-/// `timeouts = { ... }`, all in seconds (fractions allowed).
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct Timeouts {
-    /// A client must send a complete request head within this time.
-    pub header_read: f64,
-    /// An idle keep-alive client connection is closed after this time.
-    pub idle: f64,
-    /// Connecting to a backend.
-    pub connect: f64,
-    /// Waiting for a backend's response head (else `504`).
-    pub response_header: f64,
-    /// Idle pooled backend connections are closed after this time.
-    pub backend_idle: f64,
-    /// On SIGTERM/SIGINT, in-flight requests get this long to finish.
-    pub shutdown_grace: f64,
-}
-
-impl Default for Timeouts {
-    fn default() -> Self {
-        Timeouts {
-            header_read: 10.0,
-            idle: 60.0,
-            connect: 2.0,
-            response_header: 60.0,
-            backend_idle: 30.0,
-            shutdown_grace: 30.0,
-        }
-    }
-}
-
-/// `limits = { ... }`.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct Limits {
-    /// Largest request head (request line + headers), else `431`.
-    pub max_header_bytes: usize,
-    /// Largest request body, else `413` (unset: no limit).
-    pub max_body_bytes: Option<u64>,
-    /// Open client connections; further clients wait in the listen backlog.
-    pub max_connections: usize,
-    /// Concurrent HTTP/2 streams per client connection.
-    pub h2_max_streams: u32,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            max_header_bytes: 64 * 1024,
-            max_body_bytes: None,
-            max_connections: 10_000,
-            h2_max_streams: 100,
-        }
-    }
-}
-
-/// `access_log = { enabled = true, sample = 1.0 }`.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct AccessLogSettings {
-    pub enabled: bool,
-    /// Share of requests logged, 0.0–1.0 (exactly every 1/sample-th).
-    pub sample: f64,
-}
-
-impl Default for AccessLogSettings {
-    fn default() -> Self {
-        AccessLogSettings {
-            enabled: true,
-            sample: 1.0,
-        }
-    }
-}
-
-/// `failover = { tries = 2 }`.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct Failover {
-    /// Backends tried per request (the key's first N candidates).
-    pub tries: usize,
-}
-
-impl Default for Failover {
-    fn default() -> Self {
-        Failover { tries: 2 }
-    }
-}
-
 /// Validated runtime values derived from [`Settings`].
 #[derive(Clone, Debug)]
 pub struct ProxySettings {
@@ -274,6 +188,7 @@ pub struct ProxySettings {
     pub response_header_timeout: Duration,
     pub backend_idle_timeout: Duration,
     pub shutdown_grace: Duration,
+    pub drain_timeout: Duration,
     pub max_header_bytes: usize,
     pub max_body_bytes: Option<u64>,
     pub max_connections: usize,
@@ -349,6 +264,7 @@ impl Settings {
             response_header_timeout: secs("response_header", t.response_header)?,
             backend_idle_timeout: secs("backend_idle", t.backend_idle)?,
             shutdown_grace: secs("shutdown_grace", t.shutdown_grace)?,
+            drain_timeout: secs("drain", t.drain)?,
             max_header_bytes: l.max_header_bytes,
             max_body_bytes: l.max_body_bytes,
             max_connections: l.max_connections,

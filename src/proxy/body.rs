@@ -11,6 +11,11 @@ use http_body_util::{BodyExt, Full};
 use tokio::sync::oneshot;
 
 use super::access::Completion;
+use std::future::Future;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
+
+/// Why a response was cut short.
+const DRAINED: &str = "the backend was drained and its drain timeout passed";
 use super::client_io::InFlight;
 use super::upstream::{BoxError, UpstreamBody};
 
@@ -23,6 +28,9 @@ pin_project_lite::pin_project! {
         inner: UpstreamBody,
         _in_flight: Option<InFlight>,
         completion: Completion,
+        // The backend's drain-timeout signal, and its waiter once needed.
+        closing: Option<CancellationToken>,
+        closed: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
     }
 }
 
@@ -30,11 +38,20 @@ impl ResponseBody {
     /// Wrap `inner`, holding `in_flight` and `completion` (the backend's
     /// count of requests in flight, byte counts, the access-log line) until
     /// the body is done.
-    pub fn new(inner: UpstreamBody, in_flight: Option<InFlight>, completion: Completion) -> Self {
+    /// The body ends with an error (the client sees the connection cut)
+    /// if `closing` fires first: the backend's drain timed out.
+    pub fn new(
+        inner: UpstreamBody,
+        in_flight: Option<InFlight>,
+        completion: Completion,
+        closing: Option<CancellationToken>,
+    ) -> Self {
         ResponseBody {
             inner,
             _in_flight: in_flight,
             completion,
+            closing,
+            closed: None,
         }
     }
 }
@@ -48,11 +65,31 @@ impl Body for ResponseBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.project();
+        if this
+            .closing
+            .as_ref()
+            .is_some_and(CancellationToken::is_cancelled)
+        {
+            return Poll::Ready(Some(Err(DRAINED.into())));
+        }
         let polled = this.inner.poll_frame(cx);
-        if let Poll::Ready(Some(Ok(frame))) = &polled {
-            if let Some(data) = frame.data_ref() {
-                this.completion.bytes_out += data.len() as u64;
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    this.completion.bytes_out += data.len() as u64;
+                }
             }
+            Poll::Pending => {
+                if let Some(token) = this.closing.as_ref() {
+                    let closed = this
+                        .closed
+                        .get_or_insert_with(|| Box::pin(token.clone().cancelled_owned()));
+                    if closed.as_mut().poll(cx).is_ready() {
+                        return Poll::Ready(Some(Err(DRAINED.into())));
+                    }
+                }
+            }
+            _ => {}
         }
         polled
     }

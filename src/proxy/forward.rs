@@ -82,6 +82,7 @@ impl Proxy {
             let err = match connected {
                 Ok(checkout) => {
                     trace.backend = Some(self.telemetry.start(&backend.address));
+                    trace.closing = Some(self.drains.token(&backend.address));
                     let started = Instant::now();
                     let result = self
                         .exchange(

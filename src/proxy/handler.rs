@@ -18,6 +18,7 @@ use hyper_util::rt::TokioIo;
 use super::access::{AccessRecord, Completion, Sampler};
 use super::body::{ResponseBody, SentSignal};
 use super::client_io::{ConnShared, InFlight};
+use super::drain::Drains;
 use super::error::ProxyError;
 use super::forward::pick_backend;
 use super::headers;
@@ -40,6 +41,8 @@ pub struct Proxy {
     pub health: Arc<Health>,
     /// Picks the requests the access log writes.
     pub sampler: Sampler,
+    /// Drain-timeout signals per backend.
+    pub drains: Arc<Drains>,
 }
 
 /// What one request did, for the counters and the access log.
@@ -53,6 +56,8 @@ pub(super) struct Trace {
     pub upstream_latency: Option<Duration>,
     /// Request body bytes sent (only for requests with a body).
     pub bytes_in: Option<Arc<AtomicU64>>,
+    /// The backend's drain-timeout signal.
+    pub closing: Option<tokio_util::sync::CancellationToken>,
 }
 
 /// The hyper service entry point for one request.
@@ -101,7 +106,8 @@ pub async fn handle(
         bytes_out: 0,
         access,
     };
-    Ok(response.map(|body| ResponseBody::new(body, Some(in_flight), completion)))
+    let closing = trace.closing;
+    Ok(response.map(|body| ResponseBody::new(body, Some(in_flight), completion, closing)))
 }
 
 /// The access-log fields known before routing.
@@ -164,7 +170,8 @@ impl Proxy {
         if let (true, Some(client)) = (upgraded, client_upgrade) {
             let backend_side = hyper::upgrade::on(&mut response);
             let open = (conn.start_request(), self.telemetry.start(&backend.address));
-            tokio::spawn(tunnel(client, backend_side, open));
+            let closing = self.drains.token(&backend.address);
+            tokio::spawn(tunnel(client, backend_side, open, closing));
         }
         tracing::debug!(%peer, key = key.as_str(), rule = rule.as_str(), backend = %backend.address,
             status = response.status().as_u16(), "proxied");
@@ -274,8 +281,14 @@ pub fn prepare_response(response: Response<Incoming>, upgraded: bool) -> Respons
 }
 
 /// Copy bytes both ways between an upgraded client and backend connection.
-/// `_open` keeps the tunnel counted on its client connection and backend.
-async fn tunnel(client: OnUpgrade, backend: OnUpgrade, _open: (InFlight, BackendInFlight)) {
+/// `_open` keeps the tunnel counted on its client connection and backend;
+/// `closing` ends it when the backend's drain times out.
+async fn tunnel(
+    client: OnUpgrade,
+    backend: OnUpgrade,
+    _open: (InFlight, BackendInFlight),
+    closing: tokio_util::sync::CancellationToken,
+) {
     let (client, backend) = match tokio::try_join!(client, backend) {
         Ok(pair) => pair,
         Err(err) => {
@@ -284,7 +297,12 @@ async fn tunnel(client: OnUpgrade, backend: OnUpgrade, _open: (InFlight, Backend
         }
     };
     let (mut client, mut backend) = (TokioIo::new(client), TokioIo::new(backend));
-    if let Err(err) = tokio::io::copy_bidirectional(&mut client, &mut backend).await {
-        tracing::debug!(%err, "tunnel ended with an error");
+    tokio::select! {
+        copied = tokio::io::copy_bidirectional(&mut client, &mut backend) => {
+            if let Err(err) = copied {
+                tracing::debug!(%err, "tunnel ended with an error");
+            }
+        }
+        () = closing.cancelled() => tracing::info!("tunnel closed: its backend's drain timed out"),
     }
 }

@@ -9,6 +9,7 @@
 //! - [`headers`]: hop-by-hop and `X-Forwarded-*` rewriting.
 //! - [`upstream`]: the keep-alive pool of backend connections.
 //! - [`body`], [`error`]: body wrappers; errors and their responses.
+//! - [`drain`]: closes a drained backend's leftovers after `timeouts.drain`.
 //! - [`access`]: byte counts and the access-log line, written when a
 //!   response body is done.
 //!
@@ -18,6 +19,7 @@
 pub mod access;
 pub mod body;
 pub mod client_io;
+pub mod drain;
 pub mod error;
 pub mod forward;
 pub mod framing;

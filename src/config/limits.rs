@@ -1,0 +1,95 @@
+//! `timeouts`, `limits`, `failover` and `access_log`: how the proxy is bounded and logged.
+
+use serde::Deserialize;
+
+/// `timeouts = { ... }`, all in seconds (fractions allowed).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Timeouts {
+    /// A client must send a complete request head within this time.
+    pub header_read: f64,
+    /// An idle keep-alive client connection is closed after this time.
+    pub idle: f64,
+    /// Connecting to a backend.
+    pub connect: f64,
+    /// Waiting for a backend's response head (else `504`).
+    pub response_header: f64,
+    /// Idle pooled backend connections are closed after this time.
+    pub backend_idle: f64,
+    /// On SIGTERM/SIGINT, in-flight requests get this long to finish.
+    pub shutdown_grace: f64,
+    /// Requests and upgraded connections on a drained or removed backend
+    /// are closed this long after the change.
+    pub drain: f64,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            header_read: 10.0,
+            idle: 60.0,
+            connect: 2.0,
+            response_header: 60.0,
+            backend_idle: 30.0,
+            shutdown_grace: 30.0,
+            drain: 300.0,
+        }
+    }
+}
+
+/// `limits = { ... }`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Largest request head (request line + headers), else `431`.
+    pub max_header_bytes: usize,
+    /// Largest request body, else `413` (unset: no limit).
+    pub max_body_bytes: Option<u64>,
+    /// Open client connections; further clients wait in the listen backlog.
+    pub max_connections: usize,
+    /// Concurrent HTTP/2 streams per client connection.
+    pub h2_max_streams: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_header_bytes: 64 * 1024,
+            max_body_bytes: None,
+            max_connections: 10_000,
+            h2_max_streams: 100,
+        }
+    }
+}
+
+/// `access_log = { enabled = true, sample = 1.0 }`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AccessLogSettings {
+    pub enabled: bool,
+    /// Share of requests logged, 0.0–1.0 (exactly every 1/sample-th).
+    pub sample: f64,
+}
+
+impl Default for AccessLogSettings {
+    fn default() -> Self {
+        AccessLogSettings {
+            enabled: true,
+            sample: 1.0,
+        }
+    }
+}
+
+/// `failover = { tries = 2 }`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Failover {
+    /// Backends tried per request (the key's first N candidates).
+    pub tries: usize,
+}
+
+impl Default for Failover {
+    fn default() -> Self {
+        Failover { tries: 2 }
+    }
+}
