@@ -40,6 +40,7 @@ return {
     response_header = 60,           -- backend response head after the request body, else 504
     backend_idle = 30,              -- idle pooled backend connection
     shutdown_grace = 30,            -- in-flight requests on SIGTERM/SIGINT
+    drain = 300,                    -- open requests/WebSockets on a drained backend, then closed
   },
   limits = {
     max_header_bytes = 65536,       -- request line + headers, else 431
@@ -49,5 +50,27 @@ return {
   },
   failover = {
     tries = 2,                      -- candidates tried when connecting fails
+  },
+  health = {
+    active = {                      -- periodic GET to every backend (off by default)
+      enabled = true,               -- (this example turns it on)
+      path = "/healthz",
+      host = nil,                   -- Host header sent (nil: the backend's address)
+      interval = 5,                 -- seconds between checks of one backend
+      timeout = 2,                  -- seconds per check
+      healthy_threshold = 2,        -- passes that bring a down backend back
+      unhealthy_threshold = 3,      -- failures that take it down
+      expect_status = { 200, 399 }, -- passing statuses (inclusive)
+    },
+    passive = {                     -- real traffic's failures
+      enabled = true,
+      failures = 5,                 -- consecutive connect failures or failure_statuses
+      cooldown = 10,                -- seconds out of traffic
+      failure_statuses = { 502, 503, 504 },
+    },
+  },
+  access_log = {
+    enabled = true,                 -- one line per request, target switchyard::access
+    sample = 1.0,                   -- share of requests logged (exact, no randomness)
   },
 }

@@ -84,6 +84,11 @@ async fn metrics_match_the_traffic_sent_exactly() {
         3
     );
     assert_eq!(metric(&text, "switchyard_backends{state=\"active\"}"), 2);
+    assert_eq!(
+        metric(&text, "switchyard_client_connections"),
+        0,
+        "every test connection closed"
+    );
     for backend in requests.keys() {
         assert_eq!(
             metric(

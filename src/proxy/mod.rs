@@ -79,19 +79,22 @@ pub async fn serve(
         };
         let shared = Arc::new(ConnShared::default());
         let io = TokioIo::new(ClientIo::new(stream, Arc::clone(&shared), deadlines));
-        let proxy = Arc::clone(&proxy);
+        let telemetry = Arc::clone(&proxy.telemetry);
+        let for_service = Arc::clone(&proxy);
         let service = service_fn(move |req| {
-            handler::handle(Arc::clone(&proxy), Arc::clone(&shared), peer, req)
+            handler::handle(Arc::clone(&for_service), Arc::clone(&shared), peer, req)
         });
         let conn = graceful.watch(
             builder
                 .serve_connection_with_upgrades(io, service)
                 .into_owned(),
         );
+        telemetry.client_connection(true);
         tokio::spawn(async move {
             if let Err(err) = conn.await {
                 tracing::debug!(%peer, %err, "client connection ended with an error");
             }
+            telemetry.client_connection(false);
             drop(permit);
         });
     }

@@ -123,6 +123,8 @@ pub struct Telemetry {
     health: Arc<Health>,
     /// Config reloads applied and refused.
     reloads: [AtomicU64; 2],
+    /// Client connections open now.
+    client_connections: AtomicI64,
 }
 
 impl Telemetry {
@@ -134,7 +136,14 @@ impl Telemetry {
             pool,
             health,
             reloads: Default::default(),
+            client_connections: AtomicI64::new(0),
         }
+    }
+
+    /// A client connection opened (`true`) or closed.
+    pub fn client_connection(&self, opened: bool) {
+        self.client_connections
+            .fetch_add(if opened { 1 } else { -1 }, Relaxed);
     }
 
     /// A config reload was applied (`true`) or refused.

@@ -159,6 +159,18 @@ impl Collector for Telemetry {
                 .encode_gauge(&count)?;
         }
 
+        let open = ConstGauge::new(
+            self.client_connections
+                .load(std::sync::atomic::Ordering::Relaxed)
+                .max(0),
+        );
+        open.encode(encoder.encode_descriptor(
+            "switchyard_client_connections",
+            "Client connections open now",
+            None,
+            open.metric_type(),
+        )?)?;
+
         let mut reloads = encoder.encode_descriptor(
             "switchyard_config_reloads",
             "Config reloads (SIGHUP), by result",
