@@ -62,9 +62,22 @@ async fn slow_named(name: &'static str, delay: Duration) -> (Backend, Arc<Atomic
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_killed_backends_keys_fail_over_and_return_when_it_restarts() {
-    let (a, a_in_flight) = slow_named("a", Duration::from_millis(20)).await;
-    let (b, _) = slow_named("b", Duration::from_millis(20)).await;
-    let (c, _) = slow_named("c", Duration::from_millis(20)).await;
+    kill_and_restart(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn with_active_checks_alone_a_killed_backend_is_marked_down_within_two_intervals() {
+    kill_and_restart(false).await;
+}
+
+/// Traffic over three backends; kill one, then restart it. Active checks
+/// every second (2 failures to go down, 1 pass to come back); passive
+/// checks on or off.
+async fn kill_and_restart(passive: bool) {
+    let delay = Duration::from_millis(50);
+    let (a, a_in_flight) = slow_named("a", delay).await;
+    let (b, _) = slow_named("b", delay).await;
+    let (c, _) = slow_named("c", delay).await;
     let members = [a.addr, b.addr, c.addr];
     let proxy = Proxy::start_with(&members, |s| {
         s.health.active.enabled = true;
@@ -72,6 +85,7 @@ async fn a_killed_backends_keys_fail_over_and_return_when_it_restarts() {
         s.health.active.timeout = 0.5;
         s.health.active.unhealthy_threshold = 2;
         s.health.active.healthy_threshold = 1;
+        s.health.passive.enabled = passive;
     })
     .await;
     let a_hosts = hosts_of(a.addr, &members, 12);
@@ -103,10 +117,24 @@ async fn a_killed_backends_keys_fail_over_and_return_when_it_restarts() {
         }));
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
+    // Kill it while it has requests in flight.
+    assert!(
+        common::eventually(Duration::from_secs(2), || a_in_flight
+            .load(Ordering::SeqCst)
+            > 0)
+        .await
+    );
     let in_flight_at_kill = a_in_flight.load(Ordering::SeqCst);
     let killed = Instant::now();
     a.kill();
     let marked_down = wait_for_health(&proxy, a.addr, "down", Duration::from_secs(6)).await;
+    if !passive {
+        // Two failed checks, at most one interval apart, plus the first wait.
+        assert!(
+            marked_down <= Duration::from_millis(2_600),
+            "{marked_down:?}"
+        );
+    }
     tokio::time::sleep(Duration::from_millis(500)).await;
     let restarted = Backend::named_at("a", a.addr).await;
     let restarted_at = Instant::now();
@@ -148,9 +176,10 @@ async fn a_killed_backends_keys_fail_over_and_return_when_it_restarts() {
         .min()
         .unwrap();
     println!(
-        "MEASURE kill: {} requests, {} errors ({in_flight_at_kill} in flight at the kill); \
+        "MEASURE kill (passive checks {}): {} requests, {} errors ({in_flight_at_kill} in flight at the kill); \
          a's keys on the next candidate after {first_failover:?}; marked down after {marked_down:?}; \
          keys back {returned:?} after the restart",
+        if passive { "on" } else { "off" },
         log.len(),
         errors.len()
     );

@@ -81,7 +81,7 @@ impl Proxy {
             let connected = self.upstreams.checkout(&backend.address).await;
             let err = match connected {
                 Ok(checkout) => {
-                    trace.backend = Some(self.telemetry.start(&backend.address));
+                    trace.backend = Some(self.telemetry.start(&backend));
                     trace.closing = Some(self.drains.token(&backend.address));
                     let started = Instant::now();
                     let result = self

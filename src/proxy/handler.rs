@@ -48,6 +48,8 @@ pub struct Proxy {
 /// What one request did, for the counters and the access log.
 #[derive(Debug, Default)]
 pub(super) struct Trace {
+    /// Whether the access log writes this request (then `key` is kept).
+    pub log: bool,
     pub key: Option<(RoutingKey, Rule)>,
     /// The backend that got the request (counted in flight until the
     /// response body is done).
@@ -71,12 +73,13 @@ pub async fn handle(
     let started = Instant::now();
     let method = req.method().clone();
     let mut trace = Trace::default();
-    let access = proxy
+    let access: Option<AccessRecord> = proxy
         .settings
         .load()
         .access_log_sample
         .filter(|&rate| proxy.sampler.sample(rate))
         .map(|_| access_record(&req, peer, started));
+    trace.log = access.is_some();
     let response = match proxy.proxy_request(&conn, peer, req, &mut trace).await {
         Ok(response) => response,
         Err(err) => {
@@ -147,7 +150,9 @@ impl Proxy {
         }
         let settings = self.settings.load();
         let (key, rule) = routing_key_of(&req, &settings.reload_scope)?;
-        trace.key = Some((key.clone(), rule));
+        if trace.log {
+            trace.key = Some((key.clone(), rule));
+        }
         let snapshot = self.pool.load();
         let first = pick_backend(self, &snapshot, &key)?;
         let client_upgrade = (req.version() == Version::HTTP_11
@@ -169,7 +174,7 @@ impl Proxy {
         let upgraded = response.status() == StatusCode::SWITCHING_PROTOCOLS;
         if let (true, Some(client)) = (upgraded, client_upgrade) {
             let backend_side = hyper::upgrade::on(&mut response);
-            let open = (conn.start_request(), self.telemetry.start(&backend.address));
+            let open = (conn.start_request(), self.telemetry.start(&backend));
             let closing = self.drains.token(&backend.address);
             tokio::spawn(tunnel(client, backend_side, open, closing));
         }

@@ -17,7 +17,7 @@ use dashmap::DashMap;
 use http::StatusCode;
 
 use crate::health::Health;
-use crate::routing::{BackendAddr, BackendPool, Snapshot};
+use crate::routing::{Backend, BackendAddr, BackendPool, Snapshot};
 
 pub use latency::HistogramSnapshot;
 pub use prometheus::CONTENT_TYPE;
@@ -89,12 +89,12 @@ impl BackendStats {
 /// Counts a request as in flight on its backend until dropped (when the
 /// response body is done).
 #[derive(Debug)]
-pub struct BackendInFlight(Arc<BackendStats>, BackendAddr);
+pub struct BackendInFlight(Arc<BackendStats>, Arc<Backend>);
 
 impl BackendInFlight {
     /// The backend this request went to.
     pub fn address(&self) -> &BackendAddr {
-        &self.1
+        &self.1.address
     }
 
     /// Body bytes that went to the backend (`inbound`) or to the client.
@@ -159,10 +159,10 @@ impl Telemetry {
     }
 
     /// A request to `address` starts; it is in flight until the guard drops.
-    pub fn start(&self, address: &BackendAddr) -> BackendInFlight {
-        let stats = self.stats(address);
+    pub fn start(&self, backend: &Arc<Backend>) -> BackendInFlight {
+        let stats = self.stats(&backend.address);
         stats.in_flight.fetch_add(1, Relaxed);
-        BackendInFlight(stats, address.clone())
+        BackendInFlight(stats, Arc::clone(backend))
     }
 
     /// `address` refused or timed out a connection.
