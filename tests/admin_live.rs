@@ -12,10 +12,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{drop_database, fresh_postgres, text, Admin, Backend, Process, Proxy};
+use common::{drop_database, fresh_postgres, hosts_of, text, Admin, Backend, Process, Proxy};
 use http::{Method, Response, StatusCode};
 use serde_json::json;
-use switchyard::routing::{key::normalize_host, Backend as Member, BackendState, Snapshot};
 
 const TOKEN: &str = "live-test-token-0123456789";
 
@@ -40,30 +39,6 @@ async fn start(database: Option<&str>, backends: &[SocketAddr]) -> Proxy {
     .await
 }
 
-/// A host whose key goes to `target` in a pool of exactly `members`.
-fn host_served_by(target: SocketAddr, members: &[SocketAddr]) -> String {
-    let snapshot = Snapshot::new(
-        1,
-        members
-            .iter()
-            .map(|a| Member {
-                id: a.to_string(),
-                address: a.to_string().parse().unwrap(),
-                weight: 1,
-                state: BackendState::Active,
-            })
-            .collect(),
-    )
-    .unwrap();
-    (0..)
-        .map(|i| format!("site-{i}.example"))
-        .find(|host| {
-            let key = normalize_host(host.as_bytes()).unwrap();
-            snapshot.pick(&key).unwrap().address.as_str() == target.to_string()
-        })
-        .unwrap()
-}
-
 async fn an_added_backend_takes_the_very_next_request(database: Option<&str>) {
     let (a, b, c) = (
         Backend::named("a").await,
@@ -71,7 +46,7 @@ async fn an_added_backend_takes_the_very_next_request(database: Option<&str>) {
         Backend::named("c").await,
     );
     let proxy = start(database, &[a.addr, b.addr]).await;
-    let host = host_served_by(c.addr, &[a.addr, b.addr, c.addr]);
+    let host = hosts_of(c.addr, &[a.addr, b.addr, c.addr], 1).remove(0);
     let (_, before) = proxy.get(&host, "/").await;
     assert!(!before.starts_with("c "), "c is not in the pool yet");
 
@@ -117,7 +92,7 @@ async fn a_removed_backends_request_in_flight_completes(database: Option<&str>) 
     .await;
     let fast = Backend::named("fast").await;
     let proxy = start(database, &[slow.addr, fast.addr]).await;
-    let host = host_served_by(slow.addr, &[slow.addr, fast.addr]);
+    let host = hosts_of(slow.addr, &[slow.addr, fast.addr], 1).remove(0);
     let id = {
         let route = proxy.admin.get(&format!("/api/v1/route?host={host}")).await;
         assert_eq!(route.json["backend"]["address"], slow.addr.to_string());

@@ -9,36 +9,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{text, Backend, Proxy};
+use common::{hosts_of, text, Backend, Proxy};
 use http::{Response, StatusCode};
-use switchyard::routing::{key::normalize_host, Backend as Member, BackendState, Snapshot};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
-
-/// Hosts whose keys go to `target` first in a pool of `members`.
-fn hosts_of(target: SocketAddr, members: &[SocketAddr], count: usize) -> Vec<String> {
-    let snapshot = Snapshot::new(
-        1,
-        members
-            .iter()
-            .map(|a| Member {
-                id: a.to_string(),
-                address: a.to_string().parse().unwrap(),
-                weight: 1,
-                state: BackendState::Active,
-            })
-            .collect(),
-    )
-    .unwrap();
-    (0..)
-        .map(|i| format!("site-{i}.example"))
-        .filter(|h| {
-            let key = normalize_host(h.as_bytes()).unwrap();
-            snapshot.pick(&key).unwrap().address.as_str() == target.to_string()
-        })
-        .take(count)
-        .collect()
-}
 
 /// When an answer came, for which host, with which status and body.
 type Answer = (Instant, String, StatusCode, String);

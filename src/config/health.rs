@@ -108,15 +108,7 @@ pub struct PassiveCheck {
 impl HealthSettings {
     /// Check the values; disabled parts become `None`.
     pub fn validate(&self) -> Result<HealthConfig, ConfigError> {
-        let seconds = |name: &str, v: f64| {
-            if v.is_finite() && v > 0.0 && v < 1e6 {
-                Ok(Duration::from_secs_f64(v))
-            } else {
-                Err(ConfigError::Invalid(format!(
-                    "health.{name} must be a positive number of seconds, got {v}"
-                )))
-            }
-        };
+        let seconds = |name: &str, v: f64| super::seconds(&format!("health.{name}"), v);
         let a = &self.active;
         let active = if a.enabled {
             if !a.path.starts_with('/') {

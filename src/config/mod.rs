@@ -202,19 +202,22 @@ pub struct ProxySettings {
     pub access_log_sample: Option<f64>,
 }
 
+/// A positive, finite number of seconds (below a million) as a `Duration`.
+fn seconds(key: &str, value: f64) -> Result<Duration, ConfigError> {
+    if value.is_finite() && value > 0.0 && value < 1e6 {
+        Ok(Duration::from_secs_f64(value))
+    } else {
+        Err(ConfigError::Invalid(format!(
+            "{key} must be a positive number of seconds, got {value}"
+        )))
+    }
+}
+
 impl Settings {
     /// Check every value and derive the runtime settings and initial backends.
     pub fn validate(&self) -> Result<(ProxySettings, Vec<Backend>), ConfigError> {
         let t = &self.timeouts;
-        let secs = |name: &str, v: f64| {
-            if v.is_finite() && v > 0.0 && v < 1e9 {
-                Ok(Duration::from_secs_f64(v))
-            } else {
-                Err(ConfigError::Invalid(format!(
-                    "timeouts.{name} must be a positive number of seconds, got {v}"
-                )))
-            }
-        };
+        let secs = |name: &str, v: f64| seconds(&format!("timeouts.{name}"), v);
         let l = &self.limits;
         if !(8 * 1024..=16 * 1024 * 1024).contains(&l.max_header_bytes) {
             return Err(ConfigError::Invalid(

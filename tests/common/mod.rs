@@ -319,3 +319,28 @@ pub async fn eventually(within: Duration, mut check: impl FnMut() -> bool) -> bo
     }
     check()
 }
+
+/// Hosts whose keys go to `target` first in a pool of `members`.
+pub fn hosts_of(target: SocketAddr, members: &[SocketAddr], count: usize) -> Vec<String> {
+    let snapshot = switchyard::routing::Snapshot::new(
+        1,
+        members
+            .iter()
+            .map(|a| switchyard::routing::Backend {
+                id: a.to_string(),
+                address: a.to_string().parse().unwrap(),
+                weight: 1,
+                state: switchyard::routing::BackendState::Active,
+            })
+            .collect(),
+    )
+    .unwrap();
+    (0..)
+        .map(|i| format!("site-{i}.example"))
+        .filter(|h| {
+            let key = switchyard::routing::key::normalize_host(h.as_bytes()).unwrap();
+            snapshot.pick(&key).unwrap().address.as_str() == target.to_string()
+        })
+        .take(count)
+        .collect()
+}
