@@ -185,11 +185,6 @@ async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
         .map_err(|e| anyhow::anyhow!("cannot listen on {addr} ({what}): {e}"))
 }
 
-/// Build and run switchyard with `settings` until `shutdown` fires.
-pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
-    App::build(&settings).await?.run(shutdown).await
-}
-
 /// The stored membership; configured backends only seed an empty store.
 async fn seed_if_empty(store: &Store, backends: &[Backend]) -> anyhow::Result<Membership> {
     let membership = store.membership().await?;

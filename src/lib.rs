@@ -17,8 +17,8 @@
 //! - [`config`]: settings from defaults, the Lua file and flags (parse → validate).
 //! - [`demo`]: three built-in demo backends for `--demo`.
 //! - [`Reloader`]: SIGHUP applies a re-read config without dropping connections.
-//! - [`run`](crate::run): wires it all together: build the pool, bind, serve
-//!   until the shutdown token fires.
+//! - [`App`]: wires it all together: [`App::build`] opens the store, builds
+//!   the pool and binds; [`App::run`] serves until the shutdown token fires.
 
 #![forbid(unsafe_code)]
 
@@ -33,5 +33,5 @@ pub mod routing;
 pub mod store;
 pub mod telemetry;
 
-pub use app::{run, App};
+pub use app::App;
 pub use reload::Reloader;

@@ -1,4 +1,5 @@
-//! The `switchyard` binary: flags → settings → runtime → [`switchyard::run`].
+//! The `switchyard` binary: flags → settings → runtime → [`switchyard::App`]
+//! (build, then run until a signal; SIGHUP goes to its [`switchyard::Reloader`]).
 
 use std::io::IsTerminal;
 use std::process::ExitCode;

@@ -99,9 +99,8 @@ impl Collector for Telemetry {
             None,
             MetricType::Gauge,
         )?;
-        for (backend, _) in backends {
-            let address = backend.parse().expect("rendered from a BackendAddr");
-            let up = i64::from(!self.health.is_down(&address));
+        for (member, (backend, _)) in snapshot.backends().iter().zip(backends) {
+            let up = i64::from(!self.health.is_down(&member.address));
             health
                 .encode_family(&[("backend", backend.as_str())])?
                 .encode_gauge(&up)?;
