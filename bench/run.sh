@@ -12,6 +12,16 @@
 # Per target and scenario: req/s, wrk's p50/p99 (closed loop), and the
 # proxy's CPU seconds per 100k requests (from /proc). Configs: bench/configs/.
 #
+# Also, per worker count:
+#   rate     latency at a fixed RATE (default 20000 req/s, 64 connections,
+#            open loop: examples/fixed_rate.rs), p50/p99/p99.9
+#   idle     RSS with IDLE (default 9900) idle keep-alive connections, on
+#            freshly started proxies (bench/idle-rss.py)
+#
+# BEFORE=path/to/old/switchyard adds that binary as the target
+# "switchyard-before" (same config, next port), for before/after ratios
+# from one run.
+#
 # Usage: bench/run.sh [rounds=3] [seconds=10] [scenario...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,6 +35,11 @@ for tool in nginx haproxy; do
   command -v "$tool" >/dev/null || { apt-get update -qq && apt-get install -y -qq nginx-light haproxy; }
 done
 setup
+cargo build --release -q --example fixed_rate
+RATE=${RATE:-20000}
+IDLE=${IDLE:-9900}
+TARGETS=(direct nginx haproxy switchyard)
+[ -n "${BEFORE:-}" ] && TARGETS+=(switchyard-before)
 TICK=$(getconf CLK_TCK)
 head -c 16384 /dev/urandom > "$TMP/16k.bin"
 
@@ -45,7 +60,8 @@ cpu_of() {
 
 template backend-nginx.conf 1
 nginx -c "$TMP/backend-nginx.conf" -g 'daemon off;' & PIDS+=($!); BACKEND_PID=$!
-declare -A RPS P50 P99 CPU
+declare -A RPS P50 P99 CPU LAT
+IDLE_TABLE=""
 
 measure() { # scenario workers target port pid...
   local scenario=$1 workers=$2 target=$3 port=$4; shift 4
@@ -77,19 +93,36 @@ for workers in 1 2; do
   haproxy -f "$TMP/haproxy.cfg" -db & HAPROXY_PID=$!
   run "bench-$workers" /dev/null --config bench/configs/switchyard.lua --workers "$workers"
   SWITCHYARD_PID=${PIDS[-1]}
+  declare -A PORT=([direct]=19101 [nginx]=19201 [haproxy]=19301 [switchyard]=19401 [switchyard-before]=19402)
+  declare -A PID=([direct]=$BACKEND_PID [nginx]=$NGINX_PID [haproxy]=$HAPROXY_PID [switchyard]=$SWITCHYARD_PID)
+  if [ -n "${BEFORE:-}" ]; then
+    "$BEFORE" --config bench/configs/switchyard.lua --listen 127.0.0.1:19402 --workers "$workers" \
+      --database "sqlite://$TMP/before-$workers.db" --admin-listen 127.0.0.1:0 2>/dev/null &
+    PIDS+=($!); PID[switchyard-before]=$!
+  fi
   PIDS+=("$NGINX_PID" "$HAPROXY_PID")
-  wait_ready 19101 19201 19301 19401
+  wait_ready 19101 19201 19301 19401 ${BEFORE:+19402}
+  # Idle connections first, while every proxy is fresh.
+  idle_args=()
+  for target in "${TARGETS[@]:1}"; do idle_args+=("$target=${PORT[$target]}:${PID[$target]}"); done
+  IDLE_TABLE+="$(python3 bench/idle-rss.py "$IDLE" "${idle_args[@]}" | sed "s/^| \([a-z]\)/| $workers | \1/")"$'\n'
   for scenario in "${SCENARIOS[@]}"; do
     for round in $(seq "$ROUNDS"); do
       echo "workers $workers, $scenario, round $round"
-      measure "$scenario" "$workers" direct 19101 "$BACKEND_PID"
-      measure "$scenario" "$workers" nginx 19201 "$NGINX_PID"
-      measure "$scenario" "$workers" haproxy 19301 "$HAPROXY_PID"
-      measure "$scenario" "$workers" switchyard 19401 "$SWITCHYARD_PID"
+      for target in "${TARGETS[@]}"; do
+        measure "$scenario" "$workers" "$target" "${PORT[$target]}" "${PID[$target]}"
+      done
     done
   done
-  kill "$NGINX_PID" "$HAPROXY_PID" "$SWITCHYARD_PID"
-  wait "$NGINX_PID" "$HAPROXY_PID" "$SWITCHYARD_PID" 2>/dev/null || true
+  for round in $(seq "$ROUNDS"); do
+    for target in "${TARGETS[@]}"; do
+      out=$(target/release/examples/fixed_rate --url "http://127.0.0.1:${PORT[$target]}/" \
+        --rate "$RATE" --connections 64 --seconds "$SECS" | tail -1)
+      echo "  rate $workers $target: $out"
+      LAT["$workers|$target"]+="$out"$'\n'
+    done
+  done
+  for target in "${TARGETS[@]:1}"; do kill "${PID[$target]}"; wait "${PID[$target]}" 2>/dev/null || true; done
 done
 
 echo
@@ -101,7 +134,7 @@ for scenario in "${SCENARIOS[@]}"; do
   for workers in 1 2; do
     n=$(echo "${RPS[$scenario|$workers|nginx]}" | median)
     h=$(echo "${RPS[$scenario|$workers|haproxy]}" | median)
-    for target in direct nginx haproxy switchyard; do
+    for target in "${TARGETS[@]}"; do
       key="$scenario|$workers|$target"
       r=$(echo "${RPS[$key]}" | median)
       printf '| %s | %s | %s | %.0f | %.2f | %.2f | %s | %s | %.3f |\n' "$scenario" "$workers" "$target" "$r" \
@@ -111,3 +144,27 @@ for scenario in "${SCENARIOS[@]}"; do
     done
   done
 done
+
+
+echo
+echo "### Latency at a fixed $RATE req/s (64 connections, open loop; median of $ROUNDS rounds per percentile)"
+echo
+echo "| workers | target | p50 µs | p99 µs | p99.9 µs | p99 × nginx |"
+echo "| --- | --- | ---: | ---: | ---: | ---: |"
+pct() { awk -v f="$1" '{for (i = 1; i <= NF; i++) if ($i == f) print $(i + 1)}' | median; }
+for workers in 1 2; do
+  n99=$(echo "${LAT[$workers|nginx]}" | pct p99)
+  for target in "${TARGETS[@]}"; do
+    lat=${LAT[$workers|$target]}
+    p99=$(echo "$lat" | pct p99)
+    printf '| %s | %s | %s | %s | %s | %.2f |\n' "$workers" "$target" "$(echo "$lat" | pct p50)" \
+      "$p99" "$(echo "$lat" | pct p99.9)" "$(echo "$p99 / $n99" | bc -l)"
+  done
+done
+
+echo
+echo "### RSS with $IDLE idle keep-alive connections (fresh processes)"
+echo
+echo "| workers | target | RSS before KiB | RSS with idle KiB | KiB per idle connection |"
+echo "| --- | --- | ---: | ---: | ---: |"
+echo -n "$IDLE_TABLE" | grep -v -e '| target |' -e '| --- |'

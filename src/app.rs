@@ -10,7 +10,7 @@ use crate::admin::{self, auth::TokenOrigin, AdminState, AdminToken, Origins};
 use crate::config::{Settings, SharedSettings};
 use crate::demo::DemoBackends;
 use crate::health::{self, Health};
-use crate::proxy::{self, upstream::Upstreams, Proxy};
+use crate::proxy::{self, Proxy};
 use crate::reload::Reloader;
 use crate::routing::{Backend, BackendPool};
 use crate::store::{Membership, Store};
@@ -25,6 +25,8 @@ pub struct App {
     token_origin: TokenOrigin,
     demo: Option<DemoBackends>,
     reloader: Reloader,
+    /// Proxy worker threads.
+    workers: usize,
 }
 
 impl App {
@@ -46,16 +48,11 @@ impl App {
             .await
             .map_err(|e| anyhow::anyhow!("cannot open database {}: {e}", settings.database))?;
         let membership = seed_if_empty(&store, &backends).await?;
-        let upstreams = Upstreams::new(
-            proxy_settings.connect_timeout,
-            proxy_settings.backend_idle_timeout,
-        );
         let pool = Arc::new(BackendPool::new(membership.snapshot()?));
         let health = Arc::new(Health::new(proxy_settings.health.clone()));
         let telemetry = Arc::new(Telemetry::new(Arc::clone(&pool), Arc::clone(&health)));
         let (token, token_origin) =
             AdminToken::load(&token_source).map_err(|e| anyhow::anyhow!("admin token: {e}"))?;
-        let connections = Arc::new(tokio::sync::Semaphore::new(proxy_settings.max_connections));
         let settings_now: SharedSettings =
             Arc::new(arc_swap::ArcSwap::from_pointee(proxy_settings));
         let listener = bind(settings.listen, "proxy").await?;
@@ -69,18 +66,12 @@ impl App {
             token,
             origins: Arc::new(Origins::of(admin_listener.local_addr()?)),
         };
-        let proxy = Proxy {
-            pool,
-            settings: settings_now,
-            connections,
-            upstreams: Arc::new(upstreams),
-            telemetry,
-            health,
-            sampler: Default::default(),
-            drains: Default::default(),
-        };
-        let proxy = Arc::new(proxy);
+        let proxy = Arc::new(Proxy::new(pool, settings_now, telemetry, health));
+        let workers = settings.workers.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        });
         Ok(App {
+            workers,
             reloader: Reloader::new(Arc::clone(&proxy), settings.clone()),
             proxy,
             listener,
@@ -129,7 +120,7 @@ impl App {
         }
         self.announce_admin();
         tracing::info!(listen = %self.proxy_addr(), admin = %self.admin_addr(),
-            backends = snapshot.backends().len(), "switchyard ready");
+            backends = snapshot.backends().len(), workers = self.workers, "switchyard ready");
         let grace = self.proxy.settings.load().shutdown_grace;
         let store = self.admin.store.clone();
         let admin = tokio::spawn(admin::serve(
@@ -149,7 +140,9 @@ impl App {
             Arc::clone(&self.proxy.settings),
             shutdown.clone(),
         );
-        let served = proxy::serve(self.listener, self.proxy, shutdown).await;
+        let served =
+            proxy::workers::serve_on_workers(self.listener, &self.proxy, self.workers, shutdown)
+                .await;
         checker.abort();
         drainer.abort();
         let admin_served = admin.await?;

@@ -20,11 +20,12 @@ fn main() -> ExitCode {
     settings.demo = flags.demo;
     init_tracing(settings.log_format);
 
-    let mut runtime = tokio::runtime::Builder::new_multi_thread();
-    if let Some(workers) = settings.workers {
-        runtime.worker_threads(workers.max(1));
-    }
-    let runtime = match runtime.enable_all().build() {
+    // The control plane (admin API, health checks, signals) runs here; the
+    // proxy starts its own worker threads (see `switchyard::proxy::workers`).
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("switchyard: cannot start the runtime: {err}");

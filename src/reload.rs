@@ -70,9 +70,6 @@ impl Reloader {
                 );
             }
         }
-        self.proxy
-            .upstreams
-            .set_timeouts(next.connect_timeout, next.backend_idle_timeout);
         self.proxy.health.set_config(next.health.clone());
         self.proxy.settings.store(Arc::new(next));
         *running = settings;

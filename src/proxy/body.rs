@@ -17,41 +17,50 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 /// Why a response was cut short.
 const DRAINED: &str = "the backend was drained and its drain timeout passed";
 use super::client_io::InFlight;
-use super::upstream::{BoxError, UpstreamBody};
+use super::upstream::{BoxError, Lease, UpstreamBody};
+
+/// What a response body holds until it is done (sent or abandoned).
+#[derive(Debug, Default)]
+pub struct BodyEnds {
+    /// Keeps the request counted as in flight on its client connection (so
+    /// the connection's idle deadline does not run).
+    pub in_flight: Option<InFlight>,
+    /// The backend's count of requests in flight, byte counts, the access-log line.
+    pub completion: Completion,
+    /// The backend's drain-timeout signal: when it fires first, the body
+    /// ends with an error (the client sees the connection cut).
+    pub closing: Option<CancellationToken>,
+    /// The backend connection, returned to the pool at the end.
+    pub lease: Option<Lease>,
+}
 
 pin_project_lite::pin_project! {
-    /// A response body sent to a client. It keeps its request counted as in
-    /// flight (so the connection's idle deadline does not run) until hyper
-    /// has sent the last byte or dropped it.
+    /// A response body sent to a client, holding its [`BodyEnds`] until
+    /// hyper has sent the last byte or dropped it.
     pub struct ResponseBody {
+        // Dropped first, so the backend connection has seen the end of its
+        // response before the lease returns it.
         #[pin]
         inner: UpstreamBody,
         _in_flight: Option<InFlight>,
         completion: Completion,
-        // The backend's drain-timeout signal, and its waiter once needed.
         closing: Option<CancellationToken>,
+        // The drain signal's waiter, once needed.
         closed: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
+        _lease: Option<Lease>,
     }
 }
 
 impl ResponseBody {
-    /// Wrap `inner`, holding `in_flight` and `completion` (the backend's
-    /// count of requests in flight, byte counts, the access-log line) until
-    /// the body is done.
-    /// The body ends with an error (the client sees the connection cut)
-    /// if `closing` fires first: the backend's drain timed out.
-    pub fn new(
-        inner: UpstreamBody,
-        in_flight: Option<InFlight>,
-        completion: Completion,
-        closing: Option<CancellationToken>,
-    ) -> Self {
+    /// Wrap `inner`, holding `ends` until the body is done.
+    pub fn new(inner: UpstreamBody, ends: BodyEnds) -> Self {
         ResponseBody {
             inner,
-            _in_flight: in_flight,
-            completion,
-            closing,
+            _in_flight: ends.in_flight,
+            completion: ends.completion,
+            closing: ends.closing,
             closed: None,
+            _lease: ends.lease,
         }
     }
 }

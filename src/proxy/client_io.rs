@@ -18,6 +18,7 @@
 
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -28,12 +29,17 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
 use super::framing::{self, FramingError};
+use super::headers::PeerIp;
 
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /// State shared between a connection's I/O wrapper and its request handler.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ConnShared {
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// The client's IP as `X-Forwarded-For` writes it.
+    pub peer_ip: PeerIp,
     in_flight: AtomicUsize,
     framing_error: Mutex<Option<FramingError>>,
     /// The read that was left pending while busy: woken when the connection
@@ -42,6 +48,17 @@ pub struct ConnShared {
 }
 
 impl ConnShared {
+    /// The state of a connection just accepted from `peer`.
+    pub fn new(peer: SocketAddr) -> Self {
+        ConnShared {
+            peer,
+            peer_ip: PeerIp::new(peer.ip()),
+            in_flight: AtomicUsize::new(0),
+            framing_error: Mutex::default(),
+            parked_reader: Mutex::default(),
+        }
+    }
+
     /// Mark a request as started; the returned guard ends it when dropped
     /// (after the response body has been sent or abandoned).
     pub fn start_request(self: &Arc<Self>) -> InFlight {

@@ -24,7 +24,7 @@ use tokio::sync::oneshot;
 
 use super::error::ProxyError;
 use super::handler::Trace;
-use super::upstream::{Sender, UpstreamBody, Upstreams};
+use super::upstream::{Sender, UpstreamBody};
 use super::Proxy;
 use crate::routing::{Backend, RoutingKey, Snapshot};
 
@@ -94,8 +94,13 @@ impl Proxy {
                         )
                         .await;
                     match result {
-                        Ok(response) => {
+                        Ok((response, sender)) => {
                             self.observe(&backend, Ok(response.status()));
+                            // An upgraded connection belongs to its tunnel.
+                            if response.status() != StatusCode::SWITCHING_PROTOCOLS {
+                                trace.lease =
+                                    Some(self.upstreams.lease(backend.address.clone(), sender));
+                            }
                             trace.upstream_latency = Some(started.elapsed());
                             return Ok((backend, response));
                         }
@@ -168,7 +173,7 @@ impl Proxy {
         reused: bool,
         req: Request<UpstreamBody>,
         body_sent: &mut Option<oneshot::Receiver<()>>,
-    ) -> Result<Response<Incoming>, Failure> {
+    ) -> Result<(Response<Incoming>, Sender), Failure> {
         let resendable = reused && is_idempotent(req.method()) && req.body().is_end_stream();
         let head = resendable.then(|| head_of(&req));
         let first = self.send(&mut sender, req, body_sent).await?;
@@ -192,10 +197,7 @@ impl Proxy {
         };
         let response =
             result.map_err(|err| Failure::from(classify_send_error(backend, &err.into_error())))?;
-        if response.status() != StatusCode::SWITCHING_PROTOCOLS {
-            Upstreams::checkin(&self.upstreams, backend.address.clone(), sender);
-        }
-        Ok(response)
+        Ok((response, sender))
     }
 
     /// Send and wait for the response head. The response-header timeout
@@ -214,7 +216,8 @@ impl Proxy {
                 _ = signal => *body_sent = None,
             }
         }
-        tokio::time::timeout(self.settings.load().response_header_timeout, response)
+        let limit = self.settings.load().response_header_timeout;
+        tokio::time::timeout(limit, response)
             .await
             .map_err(|_| ProxyError::GatewayTimeout)
     }

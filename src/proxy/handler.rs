@@ -16,13 +16,13 @@ use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 
 use super::access::{AccessRecord, Completion, Sampler};
-use super::body::{ResponseBody, SentSignal};
+use super::body::{BodyEnds, ResponseBody, SentSignal};
 use super::client_io::{ConnShared, InFlight};
 use super::drain::Drains;
 use super::error::ProxyError;
 use super::forward::pick_backend;
-use super::headers;
-use super::upstream::{UpstreamBody, Upstreams};
+use super::headers::{self, PeerIp};
+use super::upstream::{Lease, UpstreamBody, Upstreams};
 use crate::config::{ProxySettings, SharedSettings};
 use crate::health::Health;
 use crate::routing::{routing_key, BackendPool, KeyError, KeyInput, ReloadScope, RoutingKey, Rule};
@@ -36,13 +36,52 @@ pub struct Proxy {
     pub settings: SharedSettings,
     /// Client connection slots (`limits.max_connections`).
     pub connections: Arc<tokio::sync::Semaphore>,
+    /// Backend connections (one pool per worker: see [`Proxy::for_worker`]).
     pub upstreams: Arc<Upstreams>,
     pub telemetry: Arc<Telemetry>,
     pub health: Arc<Health>,
     /// Picks the requests the access log writes.
-    pub sampler: Sampler,
+    pub sampler: Arc<Sampler>,
     /// Drain-timeout signals per backend.
     pub drains: Arc<Drains>,
+}
+
+impl Proxy {
+    /// A proxy over `pool` with `settings`; the connection limit comes from
+    /// `limits.max_connections`, drain signals and backend connections start empty.
+    pub fn new(
+        pool: Arc<BackendPool>,
+        settings: SharedSettings,
+        telemetry: Arc<Telemetry>,
+        health: Arc<Health>,
+    ) -> Self {
+        let max_connections = settings.load().max_connections;
+        Proxy {
+            upstreams: Arc::new(Upstreams::new(Arc::clone(&settings))),
+            pool,
+            settings,
+            connections: Arc::new(tokio::sync::Semaphore::new(max_connections)),
+            telemetry,
+            health,
+            sampler: Arc::default(),
+            drains: Arc::default(),
+        }
+    }
+
+    /// The same proxy for one more worker thread: everything shared but
+    /// the backend connection pool.
+    pub fn for_worker(&self) -> Self {
+        Proxy {
+            pool: Arc::clone(&self.pool),
+            settings: Arc::clone(&self.settings),
+            connections: Arc::clone(&self.connections),
+            upstreams: Arc::new(Upstreams::new(Arc::clone(&self.settings))),
+            telemetry: Arc::clone(&self.telemetry),
+            health: Arc::clone(&self.health),
+            sampler: Arc::clone(&self.sampler),
+            drains: Arc::clone(&self.drains),
+        }
+    }
 }
 
 /// What one request did, for the counters and the access log.
@@ -60,15 +99,17 @@ pub(super) struct Trace {
     pub bytes_in: Option<Arc<AtomicU64>>,
     /// The backend's drain-timeout signal.
     pub closing: Option<tokio_util::sync::CancellationToken>,
+    /// The backend connection, back to the pool when the body is done.
+    pub lease: Option<Lease>,
 }
 
 /// The hyper service entry point for one request.
 pub async fn handle(
     proxy: Arc<Proxy>,
     conn: Arc<ConnShared>,
-    peer: SocketAddr,
     req: Request<Incoming>,
 ) -> Result<Response<ResponseBody>, Infallible> {
+    let peer = conn.peer;
     let in_flight = conn.start_request();
     let started = Instant::now();
     let method = req.method().clone();
@@ -80,7 +121,7 @@ pub async fn handle(
         .filter(|&rate| proxy.sampler.sample(rate))
         .map(|_| access_record(&req, peer, started));
     trace.log = access.is_some();
-    let response = match proxy.proxy_request(&conn, peer, req, &mut trace).await {
+    let response = match proxy.proxy_request(&conn, req, &mut trace).await {
         Ok(response) => response,
         Err(err) => {
             tracing::debug!(%peer, %method, error = %err, "answered by the proxy");
@@ -109,8 +150,13 @@ pub async fn handle(
         bytes_out: 0,
         access,
     };
-    let closing = trace.closing;
-    Ok(response.map(|body| ResponseBody::new(body, Some(in_flight), completion, closing)))
+    let ends = BodyEnds {
+        in_flight: Some(in_flight),
+        completion,
+        closing: trace.closing,
+        lease: trace.lease,
+    };
+    Ok(response.map(|body| ResponseBody::new(body, ends)))
 }
 
 /// The access-log fields known before routing.
@@ -138,7 +184,6 @@ impl Proxy {
     async fn proxy_request(
         &self,
         conn: &Arc<ConnShared>,
-        peer: SocketAddr,
         mut req: Request<Incoming>,
         trace: &mut Trace,
     ) -> Result<Response<UpstreamBody>, ProxyError> {
@@ -148,6 +193,9 @@ impl Proxy {
         if req.method() == Method::CONNECT {
             return Err(ProxyError::Connect);
         }
+        // Guards from `load()` must not live across an await (arc-swap's
+        // fast path has a few slots per thread): settings are read up to
+        // here, and the snapshot is an `Arc` held for failover.
         let settings = self.settings.load();
         let (key, rule) = routing_key_of(&req, &settings.reload_scope)?;
         if trace.log {
@@ -163,11 +211,12 @@ impl Proxy {
         }
         let (req, body_sent) = prepare_request(
             req,
-            peer,
+            &conn.peer_ip,
             &settings,
             client_upgrade.is_some(),
             trace.bytes_in.clone(),
         )?;
+        drop(settings);
         let (backend, mut response) = self
             .forward(&snapshot, &key, first, req, body_sent, trace)
             .await?;
@@ -178,7 +227,7 @@ impl Proxy {
             let closing = self.drains.token(&backend.address);
             tokio::spawn(tunnel(client, backend_side, open, closing));
         }
-        tracing::debug!(%peer, key = key.as_str(), rule = rule.as_str(), backend = %backend.address,
+        tracing::debug!(peer = %conn.peer, key = key.as_str(), rule = rule.as_str(), backend = %backend.address,
             status = response.status().as_u16(), "proxied");
         Ok(prepare_response(response, upgraded))
     }
@@ -216,7 +265,7 @@ pub fn routing_key_of<B>(
 /// `X-Forwarded-*` set. Returns a receiver that fires once the body is sent.
 pub fn prepare_request(
     req: Request<Incoming>,
-    peer: SocketAddr,
+    peer: &PeerIp,
     settings: &ProxySettings,
     upgrade: bool,
     bytes_sent: Option<Arc<AtomicU64>>,
@@ -243,7 +292,7 @@ pub fn prepare_request(
     }
     headers::set_forwarded(
         &mut parts.headers,
-        peer.ip(),
+        peer,
         Some(&host),
         &settings.trusted_proxies,
     );

@@ -80,16 +80,30 @@ pub fn remove_underscore_headers(headers: &mut HeaderMap) {
     }
 }
 
+/// A client's address as `X-Forwarded-For` writes it, formatted once per
+/// connection rather than once per request.
+#[derive(Clone, Debug)]
+pub struct PeerIp {
+    ip: IpAddr,
+    text: HeaderValue,
+}
+
+impl PeerIp {
+    pub fn new(ip: IpAddr) -> Self {
+        let text = HeaderValue::from_str(&ip.to_string()).expect("an IP address is a valid header");
+        PeerIp { ip, text }
+    }
+}
+
 /// Set `X-Forwarded-For/Proto/Host`. Values from a trusted peer are kept
 /// (For is appended to); from anyone else they are replaced.
 pub fn set_forwarded(
     headers: &mut HeaderMap,
-    peer: IpAddr,
+    peer: &PeerIp,
     host: Option<&HeaderValue>,
     trusted: &[IpNet],
 ) {
-    let peer_trusted = trusted.iter().any(|net| net.contains(peer));
-    let peer_text = peer.to_string();
+    let peer_trusted = trusted.iter().any(|net| net.contains(peer.ip));
     let existing_for = peer_trusted
         .then(|| {
             let list: Vec<&str> = headers
@@ -101,10 +115,13 @@ pub fn set_forwarded(
         })
         .flatten();
     let xff = match existing_for {
-        Some(list) => format!("{list}, {peer_text}"),
-        None => peer_text,
+        Some(list) => {
+            let peer_text = peer.text.to_str().unwrap_or_default();
+            HeaderValue::from_str(&format!("{list}, {peer_text}")).ok()
+        }
+        None => Some(peer.text.clone()),
     };
-    if let Ok(value) = HeaderValue::from_str(&xff) {
+    if let Some(value) = xff {
         headers.insert(X_FORWARDED_FOR.clone(), value);
     }
     if !(peer_trusted && headers.contains_key(&X_FORWARDED_PROTO)) {
@@ -186,7 +203,12 @@ mod tests {
             ("x-forwarded-for", "6.6.6.6"),
             ("x-forwarded-proto", "https"),
         ]);
-        set_forwarded(&mut h, "10.0.0.9".parse().unwrap(), Some(&host), &[]);
+        set_forwarded(
+            &mut h,
+            &PeerIp::new("10.0.0.9".parse().unwrap()),
+            Some(&host),
+            &[],
+        );
         assert_eq!(h["x-forwarded-for"], "10.0.0.9");
         assert_eq!(h["x-forwarded-proto"], "http");
         assert_eq!(h["x-forwarded-host"], "a.example");
@@ -196,7 +218,12 @@ mod tests {
             ("x-forwarded-for", "1.2.3.4"),
             ("x-forwarded-proto", "https"),
         ]);
-        set_forwarded(&mut h, "10.0.0.9".parse().unwrap(), Some(&host), &trusted);
+        set_forwarded(
+            &mut h,
+            &PeerIp::new("10.0.0.9".parse().unwrap()),
+            Some(&host),
+            &trusted,
+        );
         assert_eq!(h["x-forwarded-for"], "1.2.3.4, 10.0.0.9");
         assert_eq!(h["x-forwarded-proto"], "https");
     }

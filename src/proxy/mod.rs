@@ -1,5 +1,7 @@
 //! The data plane: client connections in, backend connections out.
 //!
+//! - [`workers`]: one thread and single-threaded runtime per worker, each
+//!   running [`serve`] on the shared listening socket.
 //! - [`serve`]: the accept loop (connection limit, TCP_NODELAY, one task per
 //!   connection, graceful shutdown).
 //! - [`client_io`]: per-connection deadlines and HTTP/1 head checks.
@@ -26,6 +28,7 @@ pub mod framing;
 pub mod handler;
 pub mod headers;
 pub mod upstream;
+pub mod workers;
 
 use std::sync::Arc;
 
@@ -77,12 +80,12 @@ pub async fn serve(
             idle: settings.idle_timeout,
             max_head: settings.max_header_bytes,
         };
-        let shared = Arc::new(ConnShared::default());
+        let shared = Arc::new(ConnShared::new(peer));
         let io = TokioIo::new(ClientIo::new(stream, Arc::clone(&shared), deadlines));
         let telemetry = Arc::clone(&proxy.telemetry);
         let for_service = Arc::clone(&proxy);
         let service = service_fn(move |req| {
-            handler::handle(Arc::clone(&for_service), Arc::clone(&shared), peer, req)
+            handler::handle(Arc::clone(&for_service), Arc::clone(&shared), req)
         });
         let conn = graceful.watch(
             builder

@@ -22,6 +22,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
+use crate::config::SharedSettings;
 use crate::routing::BackendAddr;
 
 /// Boxed error of proxied bodies.
@@ -50,18 +51,18 @@ struct Idle {
     since: Instant,
 }
 
-/// The pool of backend connections, shared by every client connection.
+/// The pool of backend connections of one worker, shared by its client
+/// connections. (Per worker so that a connection is only ever polled by
+/// the thread that reads and writes it.)
 pub struct Upstreams {
     idle: Mutex<HashMap<BackendAddr, Vec<Idle>>>,
-    /// (connect timeout, idle timeout); replaced by a config reload.
-    timeouts: arc_swap::ArcSwap<(Duration, Duration)>,
+    /// Connect and idle timeouts are read from here (a reload changes them).
+    settings: SharedSettings,
 }
 
 impl std::fmt::Debug for Upstreams {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Upstreams")
-            .field("timeouts", &**self.timeouts.load())
-            .finish_non_exhaustive()
+        f.debug_struct("Upstreams").finish_non_exhaustive()
     }
 }
 
@@ -74,18 +75,16 @@ pub struct Checkout {
 }
 
 impl Upstreams {
-    /// An empty pool.
-    pub fn new(connect_timeout: Duration, idle_timeout: Duration) -> Self {
+    /// An empty pool whose timeouts follow `settings`.
+    pub fn new(settings: SharedSettings) -> Self {
         Upstreams {
             idle: Mutex::new(HashMap::new()),
-            timeouts: arc_swap::ArcSwap::from_pointee((connect_timeout, idle_timeout)),
+            settings,
         }
     }
 
-    /// New timeouts (a config reload); pooled connections are kept.
-    pub fn set_timeouts(&self, connect_timeout: Duration, idle_timeout: Duration) {
-        self.timeouts
-            .store(std::sync::Arc::new((connect_timeout, idle_timeout)));
+    fn backend_idle_timeout(&self) -> Duration {
+        self.settings.load().backend_idle_timeout
     }
 
     /// An idle connection to `addr` if one is usable, else a new one.
@@ -104,7 +103,7 @@ impl Upstreams {
 
     fn take_idle(&self, addr: &BackendAddr) -> Option<Sender> {
         let now = Instant::now();
-        let idle_timeout = self.timeouts.load().1;
+        let idle_timeout = self.backend_idle_timeout();
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         let list = idle.get_mut(addr)?;
         // Newest first: the most recently used connection is the least likely
@@ -119,12 +118,10 @@ impl Upstreams {
 
     /// Open a new connection (TCP_NODELAY, bounded by the connect timeout).
     pub async fn connect(&self, addr: &BackendAddr) -> Result<Sender, ConnectError> {
-        let stream = tokio::time::timeout(
-            self.timeouts.load().0,
-            TcpStream::connect((addr.host(), addr.port())),
-        )
-        .await
-        .map_err(|_| ConnectError::Timeout)??;
+        let limit = self.settings.load().connect_timeout;
+        let stream = tokio::time::timeout(limit, TcpStream::connect((addr.host(), addr.port())))
+            .await
+            .map_err(|_| ConnectError::Timeout)??;
         stream.set_nodelay(true)?;
         let (sender, conn) = http1::Builder::new()
             .handshake(TokioIo::new(stream))
@@ -137,32 +134,79 @@ impl Upstreams {
         Ok(sender)
     }
 
-    /// Return `sender` to the pool once its current exchange has finished.
-    pub fn checkin(self: &Arc<Self>, addr: BackendAddr, mut sender: Sender) {
-        let pool = Arc::clone(self);
-        tokio::spawn(async move {
-            if sender.ready().await.is_err() {
-                return;
-            }
-            let mut idle = pool.idle.lock().unwrap_or_else(|p| p.into_inner());
-            let list = idle.entry(addr).or_default();
-            if list.len() < MAX_IDLE_PER_BACKEND {
-                list.push(Idle {
-                    sender,
-                    since: Instant::now(),
-                });
-            }
-        });
+    /// Lend `sender` to the response being streamed: it returns to the pool
+    /// when the [`Lease`] is dropped (the response body is done).
+    pub fn lease(self: &Arc<Self>, addr: BackendAddr, sender: Sender) -> Lease {
+        Lease {
+            pool: Arc::clone(self),
+            addr,
+            sender: Some(sender),
+        }
+    }
+
+    fn put_idle(&self, addr: BackendAddr, sender: Sender) {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        let list = idle.entry(addr).or_default();
+        if list.len() < MAX_IDLE_PER_BACKEND {
+            list.push(Idle {
+                sender,
+                since: Instant::now(),
+            });
+        }
     }
 
     /// Drop idle connections that expired or were closed by their backend.
     pub fn reap(&self) {
         let now = Instant::now();
-        let idle_timeout = self.timeouts.load().1;
+        let idle_timeout = self.backend_idle_timeout();
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         idle.retain(|_, list| {
             list.retain(|c| now.duration_since(c.since) < idle_timeout && !c.sender.is_closed());
             !list.is_empty()
+        });
+    }
+}
+
+/// A backend connection lent to one response; dropping it (when the
+/// response body is done or abandoned) returns the connection to the pool
+/// once hyper says its exchange is complete.
+///
+/// Usually the connection is ready by then (hyper finished reading the
+/// response before handing over its end), so it goes straight back; if not
+/// (a body abandoned midway, or the read still finishing), a small task
+/// waits for it and drops it if the backend closes it instead.
+pub struct Lease {
+    pool: Arc<Upstreams>,
+    addr: BackendAddr,
+    sender: Option<Sender>,
+}
+
+impl std::fmt::Debug for Lease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lease")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        let Some(mut sender) = self.sender.take() else {
+            return;
+        };
+        let addr = self.addr.clone();
+        if sender.is_ready() {
+            self.pool.put_idle(addr, sender);
+            return;
+        }
+        if sender.is_closed() {
+            return;
+        }
+        let pool = Arc::clone(&self.pool);
+        tokio::spawn(async move {
+            if sender.ready().await.is_ok() {
+                pool.put_idle(addr, sender);
+            }
         });
     }
 }
