@@ -14,6 +14,7 @@ use crate::proxy::{self, Proxy};
 use crate::reload::Reloader;
 use crate::routing::{Backend, BackendPool};
 use crate::store::{Membership, Store};
+use crate::sync;
 use crate::telemetry::Telemetry;
 
 /// A built switchyard: listeners bound, pool loaded, demo backends running.
@@ -65,6 +66,7 @@ impl App {
             settings: Arc::clone(&settings_now),
             token,
             origins: Arc::new(Origins::of(admin_listener.local_addr()?)),
+            db: Arc::default(),
         };
         let proxy = Arc::new(Proxy::new(pool, settings_now, telemetry, health));
         let workers = settings.workers.unwrap_or_else(|| {
@@ -123,6 +125,12 @@ impl App {
             backends = snapshot.backends().len(), workers = self.workers, "switchyard ready");
         let grace = self.proxy.settings.load().shutdown_grace;
         let store = self.admin.store.clone();
+        let follower = sync::spawn_follower(
+            store.clone(),
+            self.admin.publisher(),
+            Arc::clone(&self.admin.db),
+            shutdown.clone(),
+        );
         let admin = tokio::spawn(admin::serve(
             self.admin_listener,
             admin::router(self.admin),
@@ -145,6 +153,9 @@ impl App {
                 .await;
         checker.abort();
         drainer.abort();
+        if let Some(follower) = follower {
+            follower.abort();
+        }
         let admin_served = admin.await?;
         store.close().await;
         drop(self.demo);

@@ -14,6 +14,8 @@
 //!   (committed to the [`store`], then published to the routing snapshot),
 //!   route lookups, stats, `/metrics`, `/healthz`, OpenAPI.
 //! - [`store`]: the durable membership (SQLite or PostgreSQL via sqlx).
+//! - [`sync`]: publishes committed memberships; on PostgreSQL, follows the
+//!   changes other nodes make (LISTEN/NOTIFY, resync after reconnecting).
 //! - [`config`]: settings from defaults, the Lua file and flags (parse → validate).
 //! - [`demo`]: three built-in demo backends for `--demo`.
 //! - [`Reloader`]: SIGHUP applies a re-read config without dropping connections.
@@ -31,6 +33,7 @@ pub mod proxy;
 mod reload;
 pub mod routing;
 pub mod store;
+pub mod sync;
 pub mod telemetry;
 
 pub use app::App;

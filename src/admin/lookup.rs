@@ -1,16 +1,17 @@
 //! Read-only calls: route lookup (the proxy's own key code on the live
-//! snapshot), stats, the change log, `/healthz` and `/metrics`.
+//! snapshot), stats, the change log, `/healthz`, `/readyz` and `/metrics`.
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::http::{header, Request};
+use axum::http::{header, Request, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
+use std::time::SystemTime;
 
 use super::error::{ApiError, ErrorBody};
 use super::model::{
-    BackendStatsView, ByClass, ChangeList, ChangesQuery, Healthz, Latency, Route, RouteBackend,
-    RouteQuery, Stats,
+    BackendStatsView, ByClass, ChangeList, ChangesQuery, Healthz, Latency, Readyz, Route,
+    RouteBackend, RouteQuery, Stats,
 };
 use super::AdminState;
 use crate::proxy::handler::routing_key_of;
@@ -148,6 +149,51 @@ pub async fn healthz(State(state): State<AdminState>) -> Json<Healthz> {
         generation: state.pool.load().generation(),
     })
 }
+
+/// `200` when the membership database is reachable and this node follows
+/// its changes; `503` (`degraded`) when not. A degraded node still routes,
+/// on its last membership; admin writes answer `503` until it recovers.
+/// No token needed (for load balancers and orchestrators).
+#[utoipa::path(get, path = "/readyz", tag = "observability", security(()),
+    responses((status = 200, body = Readyz), (status = 503, body = Readyz)))]
+pub async fn readyz(State(state): State<AdminState>) -> (StatusCode, Json<Readyz>) {
+    let ping = tokio::time::timeout(READY_PING_TIMEOUT, state.store.generation()).await;
+    let problem = match ping {
+        Ok(Ok(_)) => state.db.problem(),
+        Ok(Err(err)) => Some((SystemTime::now(), err.to_string())),
+        Err(_) => Some((
+            SystemTime::now(),
+            "the database did not answer in time".to_owned(),
+        )),
+    };
+    let generation = state.pool.load().generation();
+    let (status, body) = match problem {
+        None => (
+            StatusCode::OK,
+            Readyz {
+                status: "ready".to_owned(),
+                database: "reachable".to_owned(),
+                reason: None,
+                since: None,
+                generation,
+            },
+        ),
+        Some((since, reason)) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Readyz {
+                status: "degraded".to_owned(),
+                database: "unreachable".to_owned(),
+                reason: Some(reason),
+                since: Some(humantime::format_rfc3339_seconds(since).to_string()),
+                generation,
+            },
+        ),
+    };
+    (status, Json(body))
+}
+
+/// How long `/readyz` waits for the database.
+const READY_PING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Prometheus text format.
 #[utoipa::path(get, path = "/metrics", tag = "observability",

@@ -1,5 +1,5 @@
 //! The admin API (axum) on its own listener: membership changes, route
-//! lookups, stats, `/metrics`, `/healthz` and the OpenAPI description.
+//! lookups, stats, `/metrics`, `/healthz`, `/readyz` and the OpenAPI description.
 //!
 //! - [`router`]: every route, built by one function.
 //! - [`auth`]: the bearer token (flag, file or generated) and the `Origin` check.
@@ -31,8 +31,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::SharedSettings;
 use crate::health::Health;
-use crate::routing::{BackendPool, Snapshot};
+use crate::routing::BackendPool;
 use crate::store::{Membership, Store};
+use crate::sync::{DbStatus, Publisher};
 use crate::telemetry::Telemetry;
 
 pub use auth::{AdminToken, Origins};
@@ -52,9 +53,11 @@ pub struct AdminState {
     pub settings: SharedSettings,
     pub token: AdminToken,
     pub origins: Arc<Origins>,
+    /// Whether the database is reachable (`/readyz`).
+    pub db: Arc<DbStatus>,
 }
 
-/// The admin API: `/healthz` open, everything else behind the token and
+/// The admin API: `/healthz` and `/readyz` open, everything else behind the token and
 /// the `Origin` check.
 pub fn router(state: AdminState) -> Router {
     let api = Router::new()
@@ -81,6 +84,7 @@ pub fn router(state: AdminState) -> Router {
         ));
     Router::new()
         .route("/healthz", get(lookup::healthz))
+        .route("/readyz", get(lookup::readyz))
         .merge(api)
         .route("/", get(ui::asset))
         .fallback(fallback)
@@ -136,23 +140,22 @@ pub async fn serve(
 }
 
 impl AdminState {
-    /// Make a committed `membership` the routing snapshot, unless a newer
-    /// generation is already published (concurrent writers may finish in
-    /// any order; the snapshot only moves forward).
+    /// Make a committed `membership` the routing snapshot (unless a newer
+    /// generation is already live: see [`Publisher::publish`]).
     pub async fn publish(&self, membership: Membership) -> Result<(), ApiError> {
-        let previous = self.pool.load();
-        let snapshot = tokio::task::spawn_blocking(move || membership.snapshot_after(&previous))
-            .await
-            .map_err(|_| ApiError::Internal)?
-            .map_err(|err| {
-                tracing::error!(%err, "committed membership cannot be routed");
-                ApiError::Internal
-            })?;
-        let snapshot: Arc<Snapshot> = Arc::new(snapshot);
-        if self.pool.publish_if_newer(Arc::clone(&snapshot)) {
-            self.telemetry.retain(&snapshot);
-            self.health.retain(&snapshot);
-        }
+        self.publisher().publish(membership).await.map_err(|err| {
+            tracing::error!(%err, "committed membership cannot be published");
+            ApiError::Internal
+        })?;
         Ok(())
+    }
+
+    /// What publishes memberships to this node's routing snapshot.
+    pub fn publisher(&self) -> Publisher {
+        Publisher {
+            pool: Arc::clone(&self.pool),
+            telemetry: Arc::clone(&self.telemetry),
+            health: Arc::clone(&self.health),
+        }
     }
 }

@@ -352,6 +352,25 @@ pub struct ChangeList {
     pub changes: Vec<Change>,
 }
 
+/// `GET /readyz`: `200` when ready, `503` when degraded.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Readyz {
+    /// `ready` or `degraded` (still routing, on the last membership).
+    #[schema(example = "ready")]
+    pub status: String,
+    /// `reachable` or `unreachable`.
+    #[schema(example = "reachable")]
+    pub database: String,
+    /// Why the database is unreachable (absent when it is reachable).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Since when (RFC 3339; absent when reachable).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
+    /// The membership generation being routed.
+    pub generation: u64,
+}
+
 /// `GET /healthz`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Healthz {

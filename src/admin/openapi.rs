@@ -18,14 +18,14 @@ use super::{backends, lookup};
         `Authorization: Bearer <token>`. Errors are {\"error\": {\"code\", \"message\"}}."),
     paths(
         backends::list, backends::create, backends::get, backends::update, backends::delete,
-        backends::replace, lookup::route, lookup::stats, lookup::changes, lookup::healthz,
+        backends::replace, lookup::route, lookup::stats, lookup::changes, lookup::healthz, lookup::readyz,
         lookup::metrics, document,
     ),
     components(schemas(
         ErrorBody, ErrorDetail, model::BackendView, model::BackendList, model::NewBackend,
         model::BackendPatch, model::WantedBackend, model::Replacement, model::Route,
         model::RouteBackend, model::Stats, model::BackendStatsView, model::Latency,
-        model::ByClass, model::ChangeList, model::Change, model::Healthz, model::State,
+        model::ByClass, model::ChangeList, model::Change, model::Healthz, model::Readyz, model::State,
         model::Health, model::Address,
     )),
     modifiers(&Refinements),

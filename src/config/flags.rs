@@ -18,7 +18,13 @@ pub struct Flags {
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
     /// Membership database: sqlite://PATH or postgres://... [default: sqlite://switchyard.db].
-    #[arg(long, value_name = "URL")]
+    /// From the environment, it keeps a PostgreSQL password out of the process list.
+    #[arg(
+        long,
+        env = "SWITCHYARD_DATABASE",
+        value_name = "URL",
+        hide_env_values = true
+    )]
     pub database: Option<String>,
     /// Admin API and UI listen address [default: 127.0.0.1:8081].
     #[arg(long, value_name = "ADDR")]

@@ -6,19 +6,35 @@
 //! `backends` rows and appends to `changes`; it is committed before the
 //! caller sees the result, and the caller turns the returned [`Membership`]
 //! into the next routing snapshot. Nothing here runs on the request path.
+//!
+//! On PostgreSQL a write also sends `NOTIFY switchyard_membership, '<generation>'`
+//! inside its transaction (delivered exactly when it commits); every node
+//! listens (see [`crate::sync`]). Writers are serialized by the row lock on
+//! the generation counter, so concurrent writes on several nodes never lose
+//! an update, and the unique address column refuses duplicates.
 
 mod rows;
+mod sql;
 
 use std::str::FromStr;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{Any, AnyPool, Row, Transaction};
 
+use sql::{bump, find, generation, insert, log, remove, set_state_and_weight};
+
 use crate::routing::{Backend, BackendAddr, BackendState, PoolError, Snapshot};
 
 pub use rows::{BackendRecord, ChangeRecord};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// The PostgreSQL channel that carries new generations.
+pub const CHANNEL: &str = "switchyard_membership";
+
+/// How long a caller waits for a database connection before the store
+/// answers "unavailable" (an admin write then gets a `503` within this).
+const ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 
 const SELECT_BACKENDS: &str = "SELECT id, address, weight, state, created_at FROM backends";
 
@@ -70,6 +86,8 @@ impl Membership {
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: AnyPool,
+    /// The PostgreSQL URL (for the notification listener), if PostgreSQL.
+    postgres: Option<String>,
 }
 
 impl Store {
@@ -88,6 +106,7 @@ impl Store {
         let sqlite = url.starts_with("sqlite:");
         let pool = AnyPoolOptions::new()
             .max_connections(if sqlite { 4 } else { 8 })
+            .acquire_timeout(ACQUIRE_TIMEOUT)
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if sqlite {
@@ -109,7 +128,21 @@ impl Store {
             .connect(&url)
             .await?;
         MIGRATOR.run(&pool).await?;
-        Ok(Store { pool })
+        let postgres = (!sqlite).then_some(url);
+        Ok(Store { pool, postgres })
+    }
+
+    /// The PostgreSQL URL, when the store is PostgreSQL (nodes can share it).
+    pub fn postgres_url(&self) -> Option<&str> {
+        self.postgres.as_deref()
+    }
+
+    /// The committed generation (one small query).
+    pub async fn generation(&self) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let value = generation(&mut tx).await?;
+        tx.commit().await?;
+        Ok(value)
     }
 
     /// Close every pooled connection.
@@ -152,7 +185,9 @@ impl Store {
             &format!("weight {weight}"),
         )
         .await?;
-        self.commit_and_read(tx).await.map(|m| (m, record))
+        self.commit_and_read(tx, generation)
+            .await
+            .map(|m| (m, record))
     }
 
     /// Change a backend's state and/or weight.
@@ -170,7 +205,9 @@ impl Store {
         set_state_and_weight(&mut tx, &record).await?;
         let detail = format!("state {}, weight {}", record.state.as_str(), record.weight);
         log(&mut tx, generation, 0, "updated", &record, &detail).await?;
-        self.commit_and_read(tx).await.map(|m| (m, record))
+        self.commit_and_read(tx, generation)
+            .await
+            .map(|m| (m, record))
     }
 
     /// Remove a backend.
@@ -180,7 +217,7 @@ impl Store {
         let record = find(&mut tx, id).await?;
         remove(&mut tx, id).await?;
         log(&mut tx, generation, 0, "deleted", &record, "").await?;
-        self.commit_and_read(tx).await
+        self.commit_and_read(tx, generation).await
     }
 
     /// Replace the whole pool atomically: addresses that stay keep their id.
@@ -227,7 +264,7 @@ impl Store {
             log(&mut tx, generation, seq, "replaced", &record, &detail).await?;
             seq += 1;
         }
-        self.commit_and_read(tx).await
+        self.commit_and_read(tx, generation).await
     }
 
     /// The newest `limit` changes, newest first.
@@ -244,118 +281,22 @@ impl Store {
 
     async fn commit_and_read(
         &self,
-        tx: Transaction<'static, Any>,
+        mut tx: Transaction<'static, Any>,
+        generation: i64,
     ) -> Result<Membership, StoreError> {
+        if self.postgres.is_some() {
+            // Queued by PostgreSQL and sent to every listener at commit.
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(CHANNEL)
+                .bind(generation.to_string())
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
         // Read after commit: the membership a caller publishes is exactly what
         // is durable, including changes other writers committed just before.
         self.membership().await
     }
-}
-
-async fn generation(tx: &mut Transaction<'static, Any>) -> Result<u64, StoreError> {
-    let value: i64 = sqlx::query_scalar("SELECT value FROM meta WHERE key = 'generation'")
-        .fetch_one(&mut **tx)
-        .await?;
-    u64::try_from(value).map_err(|_| StoreError::Invalid(format!("negative generation {value}")))
-}
-
-/// Increment a `meta` counter; in PostgreSQL the row lock serializes writers.
-async fn bump(tx: &mut Transaction<'static, Any>, key: &str) -> Result<i64, StoreError> {
-    let value: i64 =
-        sqlx::query_scalar("UPDATE meta SET value = value + 1 WHERE key = $1 RETURNING value")
-            .bind(key)
-            .fetch_one(&mut **tx)
-            .await?;
-    Ok(value)
-}
-
-async fn insert(
-    tx: &mut Transaction<'static, Any>,
-    address: &BackendAddr,
-    weight: u32,
-    state: BackendState,
-) -> Result<BackendRecord, StoreError> {
-    let id = bump(tx, "next_id").await?;
-    let record = BackendRecord {
-        id,
-        address: address.clone(),
-        weight,
-        state,
-        created_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
-    };
-    let inserted = sqlx::query(
-        "INSERT INTO backends (id, address, weight, state, created_at) VALUES ($1, $2, $3, $4, $5)",
-    )
-    .bind(id)
-    .bind(record.address.as_str())
-    .bind(i64::from(weight))
-    .bind(state.as_str())
-    .bind(&record.created_at)
-    .execute(&mut **tx)
-    .await;
-    match inserted {
-        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-            Err(StoreError::DuplicateAddress(record.address.to_string()))
-        }
-        other => other.map(|_| record).map_err(Into::into),
-    }
-}
-
-async fn set_state_and_weight(
-    tx: &mut Transaction<'static, Any>,
-    record: &BackendRecord,
-) -> Result<(), StoreError> {
-    sqlx::query("UPDATE backends SET state = $1, weight = $2 WHERE id = $3")
-        .bind(record.state.as_str())
-        .bind(i64::from(record.weight))
-        .bind(record.id)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
-}
-
-async fn remove(tx: &mut Transaction<'static, Any>, id: i64) -> Result<(), StoreError> {
-    sqlx::query("DELETE FROM backends WHERE id = $1")
-        .bind(id)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
-}
-
-async fn find(tx: &mut Transaction<'static, Any>, id: i64) -> Result<BackendRecord, StoreError> {
-    let row = sqlx::query(&format!("{SELECT_BACKENDS} WHERE id = $1"))
-        .bind(id)
-        .fetch_optional(&mut **tx)
-        .await?;
-    row.as_ref()
-        .map(BackendRecord::from_row)
-        .transpose()?
-        .ok_or(StoreError::NotFound(id))
-}
-
-async fn log(
-    tx: &mut Transaction<'static, Any>,
-    generation: i64,
-    seq: i32,
-    action: &str,
-    record: &BackendRecord,
-    detail: &str,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO changes (generation, seq, at, action, backend_id, address, detail) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
-    )
-    .bind(generation)
-    .bind(seq)
-    .bind(humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string())
-    .bind(action)
-    .bind(record.id)
-    .bind(record.address.as_str())
-    .bind(detail)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
 }
 
 fn parse_state(text: &str) -> Result<BackendState, StoreError> {

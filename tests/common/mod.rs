@@ -23,11 +23,13 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 mod admin;
+mod cut;
 pub mod oneshot;
 mod postgres;
 mod process;
 
 pub use admin::Admin;
+pub use cut::Cuttable;
 pub use postgres::{drop_database, fresh_postgres};
 pub use process::Process;
 

@@ -56,6 +56,7 @@ impl Api {
             settings: Arc::new(arc_swap::ArcSwap::from_pointee(proxy_settings)),
             token: AdminToken::new(TOKEN),
             origins: Arc::new(Origins::of("127.0.0.1:8081".parse().unwrap())),
+            db: Arc::default(),
         };
         Api {
             router: admin::router(state),

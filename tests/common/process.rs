@@ -46,6 +46,7 @@ impl Process {
             .current_dir(dir.path())
             .env("RUST_LOG", "info")
             .env_remove("SWITCHYARD_ADMIN_TOKEN")
+            .env_remove("SWITCHYARD_DATABASE")
             .stderr(std::process::Stdio::piped())
             .kill_on_drop(true)
             .spawn()
