@@ -84,8 +84,16 @@ pub async fn serve(
         let io = TokioIo::new(ClientIo::new(stream, Arc::clone(&shared), deadlines));
         let telemetry = Arc::clone(&proxy.telemetry);
         let for_service = Arc::clone(&proxy);
+        // Boxed: hyper keeps room for one request future per connection for
+        // the connection's life, and `handle`'s state machine is ~4 KiB. A
+        // box per request costs one allocation; unboxed, every idle
+        // keep-alive connection would hold those 4 KiB.
         let service = service_fn(move |req| {
-            handler::handle(Arc::clone(&for_service), Arc::clone(&shared), req)
+            Box::pin(handler::handle(
+                Arc::clone(&for_service),
+                Arc::clone(&shared),
+                req,
+            ))
         });
         let conn = graceful.watch(
             builder
