@@ -12,22 +12,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{drop_database, fresh_postgres, hosts_of, text, Admin, Backend, Process, Proxy};
+use common::{drop_database, hosts_of, postgres_or_skip, text, Admin, Backend, Process, Proxy};
 use http::{Method, Response, StatusCode};
 use serde_json::json;
 
 const TOKEN: &str = "live-test-token-0123456789";
-
-/// SQLite (`None`) or a fresh PostgreSQL database.
-async fn postgres(test: &str) -> Option<String> {
-    match fresh_postgres().await {
-        Ok(url) => Some(url),
-        Err(why) => {
-            println!("SKIPPED {test} on PostgreSQL: server unavailable ({why})");
-            None
-        }
-    }
-}
 
 async fn start(database: Option<&str>, backends: &[SocketAddr]) -> Proxy {
     Proxy::start_with(backends, |settings| {
@@ -233,7 +222,7 @@ macro_rules! on_both_databases {
 
         #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
         async fn $postgres() {
-            if let Some(url) = postgres(stringify!($postgres)).await {
+            if let Some(url) = postgres_or_skip(stringify!($postgres)).await {
                 $scenario(Some(&url)).await;
                 drop_database(&url).await;
             }
@@ -338,7 +327,7 @@ async fn sqlite_membership_survives_restart_and_kill_9() {
 
 #[tokio::test]
 async fn postgres_membership_survives_restart_and_kill_9() {
-    if let Some(url) = postgres("postgres_membership_survives_restart_and_kill_9").await {
+    if let Some(url) = postgres_or_skip("postgres_membership_survives_restart_and_kill_9").await {
         membership_survives_restarts(Some(&url)).await;
         drop_database(&url).await;
     }

@@ -10,21 +10,11 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use common::{drop_database, fresh_postgres, Admin, Backend, Cuttable, Process, Proxy};
+use common::{drop_database, postgres_or_skip, Admin, Backend, Cuttable, Process, Proxy};
 use http::{Method, StatusCode};
 use serde_json::json;
 
 const TOKEN: &str = "cluster-test-token-0123456789";
-
-async fn database(test: &str) -> Option<String> {
-    match fresh_postgres().await {
-        Ok(url) => Some(url),
-        Err(why) => {
-            println!("SKIPPED {test}: PostgreSQL server unavailable ({why})");
-            None
-        }
-    }
-}
 
 /// A node on `url`, named for `pg_stat_activity` (`application_name`).
 async fn node(url: &str, name: &str, backends: &[&str]) -> Process {
@@ -73,7 +63,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_change_on_one_node_is_routed_by_the_other_within_milliseconds() {
-    let Some(url) = database("a_change_on_one_node_is_routed_by_the_other").await else {
+    let Some(url) = postgres_or_skip("a_change_on_one_node_is_routed_by_the_other").await else {
         return;
     };
     let (a_backend, b_backend, c_backend) = (
@@ -132,7 +122,7 @@ async fn a_change_on_one_node_is_routed_by_the_other_within_milliseconds() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_node_maps_every_key_to_the_same_backend() {
-    let Some(url) = database("every_node_maps_every_key_to_the_same_backend").await else {
+    let Some(url) = postgres_or_skip("every_node_maps_every_key_to_the_same_backend").await else {
         return;
     };
     let backends: Vec<Backend> =
@@ -206,7 +196,7 @@ async fn every_node_maps_every_key_to_the_same_backend() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_without_its_database_keeps_routing_and_catches_up() {
-    let Some(url) = database("a_node_without_its_database_keeps_routing").await else {
+    let Some(url) = postgres_or_skip("a_node_without_its_database_keeps_routing").await else {
         return;
     };
     let (a_backend, b_backend, c_backend) = (
@@ -326,7 +316,7 @@ async fn terminate_sessions(url: &str, name: &str) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn terminated_sessions_miss_no_change_and_concurrent_writers_converge() {
-    let Some(url) = database("terminated_sessions_miss_no_change").await else {
+    let Some(url) = postgres_or_skip("terminated_sessions_miss_no_change").await else {
         return;
     };
     let one = node(&url, "node-one", &["127.0.0.1:20000"]).await;

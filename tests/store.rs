@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{drop_database, fresh_postgres};
+use common::{drop_database, postgres_or_skip};
 use switchyard::routing::{BackendAddr, BackendState};
 use switchyard::store::{Store, StoreError};
 
@@ -138,12 +138,10 @@ async fn unsupported_urls_are_refused() {
 
 #[tokio::test]
 async fn postgres_store_keeps_membership_generations_and_changes() {
-    let url = match fresh_postgres().await {
-        Ok(url) => url,
-        Err(why) => {
-            println!("SKIPPED postgres_store_keeps_membership_generations_and_changes: PostgreSQL unavailable ({why})");
-            return;
-        }
+    let Some(url) =
+        postgres_or_skip("postgres_store_keeps_membership_generations_and_changes").await
+    else {
+        return;
     };
     let store = Store::open(&url).await.unwrap();
     membership_suite(&store, async { Store::open(&url).await.unwrap() }).await;

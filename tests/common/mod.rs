@@ -30,7 +30,7 @@ mod process;
 
 pub use admin::Admin;
 pub use cut::Cuttable;
-pub use postgres::{drop_database, fresh_postgres};
+pub use postgres::{drop_database, postgres_or_skip};
 pub use process::Process;
 
 pub type TestBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;

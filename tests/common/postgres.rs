@@ -1,9 +1,21 @@
 //! A fresh PostgreSQL database per test run, when a server is reachable.
 
+/// A fresh database for `test`, or `None` after printing why the test is
+/// skipped (no server answers).
+pub async fn postgres_or_skip(test: &str) -> Option<String> {
+    match fresh_postgres().await {
+        Ok(url) => Some(url),
+        Err(why) => {
+            println!("SKIPPED {test} on PostgreSQL: server unavailable ({why})");
+            None
+        }
+    }
+}
+
 /// A fresh database on `DATABASE_URL` (a server URL such as
 /// `postgres://postgres@127.0.0.1:5432/postgres`, the default), or the
 /// reason there is none.
-pub async fn fresh_postgres() -> Result<String, String> {
+async fn fresh_postgres() -> Result<String, String> {
     use sqlx::Connection;
     let server = std::env::var("DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
