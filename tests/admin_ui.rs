@@ -38,7 +38,7 @@ async fn the_admin_ui_works_in_a_real_browser() {
         // CI sets this so that a broken install fails instead of skipping.
         let required = std::env::var("SWITCHYARD_UI_TESTS").is_ok_and(|v| v == "required");
         assert!(!required, "the browser test cannot run: {why}");
-        println!("SKIPPED the_admin_ui_works_in_a_real_browser: {why}");
+        common::skipped("the_admin_ui_works_in_a_real_browser", &why);
         return;
     }
     let switchyard = Process::start(&["--demo", "--admin-token", TOKEN]).await;

@@ -63,7 +63,9 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_change_on_one_node_is_routed_by_the_other_within_milliseconds() {
-    let Some(url) = postgres_or_skip("a_change_on_one_node_is_routed_by_the_other").await else {
+    let Some(url) =
+        postgres_or_skip("a_change_on_one_node_is_routed_by_the_other_within_milliseconds").await
+    else {
         return;
     };
     let (a_backend, b_backend, c_backend) = (
@@ -196,7 +198,9 @@ async fn every_node_maps_every_key_to_the_same_backend() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_without_its_database_keeps_routing_and_catches_up() {
-    let Some(url) = postgres_or_skip("a_node_without_its_database_keeps_routing").await else {
+    let Some(url) =
+        postgres_or_skip("a_node_without_its_database_keeps_routing_and_catches_up").await
+    else {
         return;
     };
     let (a_backend, b_backend, c_backend) = (
@@ -316,7 +320,10 @@ async fn terminate_sessions(url: &str, name: &str) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn terminated_sessions_miss_no_change_and_concurrent_writers_converge() {
-    let Some(url) = postgres_or_skip("terminated_sessions_miss_no_change").await else {
+    let Some(url) =
+        postgres_or_skip("terminated_sessions_miss_no_change_and_concurrent_writers_converge")
+            .await
+    else {
         return;
     };
     let one = node(&url, "node-one", &["127.0.0.1:20000"]).await;

@@ -35,6 +35,13 @@ pub use process::Process;
 
 pub type TestBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
 
+/// Report a skipped test on the real stderr: libtest captures `println!`
+/// of passing tests, and a skip must never be silent.
+pub fn skipped(test: &str, why: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {why}");
+}
+
 /// A response body from text.
 pub fn text(s: impl Into<Bytes>) -> TestBody {
     Full::new(s.into()).boxed()

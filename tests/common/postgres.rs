@@ -6,7 +6,7 @@ pub async fn postgres_or_skip(test: &str) -> Option<String> {
     match fresh_postgres().await {
         Ok(url) => Some(url),
         Err(why) => {
-            println!("SKIPPED {test} on PostgreSQL: server unavailable ({why})");
+            super::skipped(test, &format!("PostgreSQL server unavailable ({why})"));
             None
         }
     }
