@@ -26,6 +26,15 @@ async fn node(url: &str, name: &str, backends: &[&str]) -> Process {
     Process::start_with_database(tempfile::tempdir().unwrap(), &url, &args).await
 }
 
+/// Backends answering with their names `a`, `b` and `c`.
+async fn three_backends() -> (Backend, Backend, Backend) {
+    (
+        Backend::named("a").await,
+        Backend::named("b").await,
+        Backend::named("c").await,
+    )
+}
+
 /// The membership generation a node routes with (from `/healthz`).
 async fn generation(admin: &Admin) -> u64 {
     let reply = admin.get("/healthz").await;
@@ -68,11 +77,7 @@ async fn a_change_on_one_node_is_routed_by_the_other_within_milliseconds() {
     else {
         return;
     };
-    let (a_backend, b_backend, c_backend) = (
-        Backend::named("a").await,
-        Backend::named("b").await,
-        Backend::named("c").await,
-    );
+    let (a_backend, b_backend, c_backend) = three_backends().await;
     let (a, b) = (a_backend.addr.to_string(), b_backend.addr.to_string());
     let one = node(&url, "node-one", &[&a, &b]).await;
     let two = node(&url, "node-two", &[]).await;
@@ -203,11 +208,7 @@ async fn a_node_without_its_database_keeps_routing_and_catches_up() {
     else {
         return;
     };
-    let (a_backend, b_backend, c_backend) = (
-        Backend::named("a").await,
-        Backend::named("b").await,
-        Backend::named("c").await,
-    );
+    let (a_backend, b_backend, c_backend) = three_backends().await;
     let one = node(
         &url,
         "node-one",
