@@ -63,11 +63,11 @@ async fn measure(label: &str, database: String) {
     };
     let settings = Settings {
         listen: "127.0.0.1:0".parse().unwrap(),
-        database,
+        database_url: Some(switchyard::config::DatabaseUrl::new(database)),
         admin: AdminSettings {
             listen: "127.0.0.1:0".parse().unwrap(),
-            token: Some(TOKEN.into()),
-            token_file: None,
+            token: Some(switchyard::config::Secret::new(TOKEN)),
+            ..AdminSettings::default()
         },
         ..Settings::default()
     };

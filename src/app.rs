@@ -7,7 +7,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::admin::{self, auth::TokenOrigin, AdminState, AdminToken, Origins};
-use crate::config::{Settings, SharedSettings};
+use crate::config::{ConfigError, Settings, SharedSettings};
 use crate::demo::DemoBackends;
 use crate::health::{self, Health};
 use crate::proxy::{self, Proxy};
@@ -15,7 +15,7 @@ use crate::reload::Reloader;
 use crate::routing::{Backend, BackendPool};
 use crate::store::{Membership, Store};
 use crate::sync;
-use crate::telemetry::Telemetry;
+use crate::telemetry::{self, Telemetry};
 
 /// A built switchyard: listeners bound, pool loaded, demo backends running.
 pub struct App {
@@ -23,6 +23,8 @@ pub struct App {
     listener: TcpListener,
     admin: AdminState,
     admin_listener: TcpListener,
+    /// `--metrics-listen`: `/metrics` without a token.
+    metrics_listener: Option<TcpListener>,
     token_origin: TokenOrigin,
     demo: Option<DemoBackends>,
     reloader: Reloader,
@@ -31,33 +33,51 @@ pub struct App {
 }
 
 impl App {
-    /// Validate `settings`, start the demo backends if asked, open the store
-    /// (seeding it from the configured backends if it is empty), build the
-    /// pool, resolve the admin token and bind both listeners.
+    /// Check `settings`, start the demo backends if asked, open the store
+    /// (seeding it from the configured backends if it is empty, or
+    /// replacing it with them if asked), build the pool, resolve the admin
+    /// tokens and bind the listeners.
     pub async fn build(settings: &Settings) -> anyhow::Result<App> {
-        let (proxy_settings, mut backends) = settings.validate()?;
-        let token_source = settings.admin.token_source(&settings.database)?;
+        let checked = settings.check()?;
         let demo = if settings.demo {
             Some(DemoBackends::start().await?)
         } else {
             None
         };
+        let mut backends = checked.backends;
         if let (Some(demo), true) = (&demo, backends.is_empty()) {
             backends = demo.backends();
         }
-        let store = Store::open(&settings.database)
+        let database = &checked.database;
+        let store = Store::open(database.expose())
             .await
-            .map_err(|e| anyhow::anyhow!("cannot open database {}: {e}", settings.database))?;
-        let membership = seed_if_empty(&store, &backends).await?;
+            .map_err(|e| anyhow::anyhow!("cannot open database {database}: {e}"))?;
+        let membership = reconcile(&store, &backends, settings.replace_backends).await?;
         let pool = Arc::new(BackendPool::new(membership.snapshot()?));
-        let health = Arc::new(Health::new(proxy_settings.health.clone()));
+        let health = Arc::new(Health::new(checked.proxy.health.clone()));
+        health.track(&pool.load());
         let telemetry = Arc::new(Telemetry::new(Arc::clone(&pool), Arc::clone(&health)));
         let (token, token_origin) =
-            AdminToken::load(&token_source).map_err(|e| anyhow::anyhow!("admin token: {e}"))?;
-        let settings_now: SharedSettings =
-            Arc::new(arc_swap::ArcSwap::from_pointee(proxy_settings));
+            AdminToken::load(&checked.token).map_err(|e| anyhow::anyhow!("admin token: {e}"))?;
+        let read_token = checked.read_token.map(|t| AdminToken::new(t.expose()));
+        if read_token
+            .as_ref()
+            .is_some_and(|r| r.matches(token.expose().as_bytes()))
+        {
+            return Err(ConfigError::Invalid(
+                "admin.read_token is the same as the admin token; a read-only token must differ"
+                    .into(),
+            )
+            .into());
+        }
+        let settings_now: SharedSettings = Arc::new(arc_swap::ArcSwap::from_pointee(checked.proxy));
         let listener = bind(settings.listen, "proxy").await?;
         let admin_listener = bind(settings.admin.listen, "admin").await?;
+        let metrics_listener = match settings.metrics_listen {
+            Some(addr) => Some(bind(addr, "metrics").await?),
+            None => None,
+        };
+        let origins = Origins::of(admin_listener.local_addr()?).with(checked.allowed_origins);
         let admin = AdminState {
             store,
             pool: Arc::clone(&pool),
@@ -65,20 +85,19 @@ impl App {
             health: Arc::clone(&health),
             settings: Arc::clone(&settings_now),
             token,
-            origins: Arc::new(Origins::of(admin_listener.local_addr()?)),
+            read_token,
+            origins: Arc::new(origins),
             db: Arc::default(),
         };
         let proxy = Arc::new(Proxy::new(pool, settings_now, telemetry, health));
-        let workers = settings.workers.unwrap_or_else(|| {
-            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
-        });
         Ok(App {
-            workers,
+            workers: checked.workers,
             reloader: Reloader::new(Arc::clone(&proxy), settings.clone()),
             proxy,
             listener,
             admin,
             admin_listener,
+            metrics_listener,
             token_origin,
             demo,
         })
@@ -131,6 +150,14 @@ impl App {
             Arc::clone(&self.admin.db),
             shutdown.clone(),
         );
+        let metrics = self.metrics_listener.map(|listener| {
+            tokio::spawn(admin::serve(
+                listener,
+                admin::metrics_router(Arc::clone(&self.admin.telemetry)),
+                shutdown.clone(),
+                grace,
+            ))
+        });
         let admin = tokio::spawn(admin::serve(
             self.admin_listener,
             admin::router(self.admin),
@@ -142,6 +169,8 @@ impl App {
             Arc::clone(&self.proxy.pool),
             shutdown.clone(),
         );
+        let sampler =
+            telemetry::history::spawn(Arc::clone(&self.proxy.telemetry), shutdown.clone());
         let drainer = proxy::drain::spawn_watcher(
             Arc::clone(&self.proxy.drains),
             Arc::clone(&self.proxy.pool),
@@ -152,11 +181,15 @@ impl App {
             proxy::workers::serve_on_workers(self.listener, &self.proxy, self.workers, shutdown)
                 .await;
         checker.abort();
+        sampler.abort();
         drainer.abort();
         if let Some(follower) = follower {
             follower.abort();
         }
         let admin_served = admin.await?;
+        if let Some(metrics) = metrics {
+            metrics.await??;
+        }
         store.close().await;
         drop(self.demo);
         served?;
@@ -189,26 +222,61 @@ async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
         .map_err(|e| anyhow::anyhow!("cannot listen on {addr} ({what}): {e}"))
 }
 
-/// The stored membership; configured backends only seed an empty store.
-async fn seed_if_empty(store: &Store, backends: &[Backend]) -> anyhow::Result<Membership> {
+/// The stored membership. Configured backends seed an empty store, or
+/// replace the stored pool when `replace` (`--replace-backends`); otherwise
+/// the store wins, and a difference is a warning that says how to apply them.
+async fn reconcile(
+    store: &Store,
+    backends: &[Backend],
+    replace: bool,
+) -> anyhow::Result<Membership> {
     let membership = store.membership().await?;
     if backends.is_empty() {
         return Ok(membership);
     }
-    if !membership.backends.is_empty() {
-        tracing::info!(
-            stored = membership.backends.len(),
-            "the store already has backends; configured backends only seed an empty store"
-        );
-        return Ok(membership);
-    }
-    let seed: Vec<_> = backends
+    let configured: Vec<_> = backends
         .iter()
         .map(|b| (b.address.clone(), b.weight, b.state))
         .collect();
-    tracing::info!(
-        backends = seed.len(),
-        "seeding the empty store from the configured backends"
-    );
-    Ok(store.replace(&seed).await?)
+    let stored: Vec<_> = membership
+        .backends
+        .iter()
+        .map(|b| (b.address.clone(), b.weight, b.state))
+        .collect();
+    let same = configured.len() == stored.len() && configured.iter().all(|c| stored.contains(c));
+    if membership.backends.is_empty() || (replace && !same) {
+        tracing::info!(
+            backends = configured.len(),
+            replace,
+            "setting the stored pool to the configured backends"
+        );
+        return Ok(store.replace(&configured).await?);
+    }
+    if !same {
+        tracing::warn!(
+            configured = %list(&configured),
+            stored = %list(&stored),
+            "the configured backends differ from the stored pool, which is used; to use the \
+             configured ones, restart with --replace-backends, or replace the pool with \
+             PUT /api/v1/backends"
+        );
+    }
+    Ok(membership)
+}
+
+fn list(
+    backends: &[(
+        crate::routing::BackendAddr,
+        u32,
+        crate::routing::BackendState,
+    )],
+) -> String {
+    let items: Vec<String> = backends
+        .iter()
+        .map(|(address, weight, state)| match (weight, state) {
+            (1, crate::routing::BackendState::Active) => address.to_string(),
+            _ => format!("{address} (weight {weight}, {})", state.as_str()),
+        })
+        .collect();
+    format!("[{}]", items.join(", "))
 }

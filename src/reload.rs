@@ -1,8 +1,9 @@
 //! `SIGHUP`: re-read the config and apply what can change while serving
 //! (timeouts, limits, failover, reload rule, forwarding rules, health
-//! checks, access log) without dropping a connection. An invalid file
-//! changes nothing. Listeners, database, workers, log format and the admin
-//! token need a restart; a changed value there is logged, not applied.
+//! checks, access log, PROXY protocol) without dropping a connection. An
+//! invalid file changes nothing. Listeners, database, workers, log format
+//! and the admin tokens and origins need a restart; a changed value there
+//! is logged, not applied.
 
 use std::sync::{Arc, Mutex};
 
@@ -39,7 +40,19 @@ impl Reloader {
                 running.admin.listen != settings.admin.listen,
             ),
             ("admin.token", running.admin.token != settings.admin.token),
-            ("database", running.database != settings.database),
+            (
+                "admin.read_token",
+                running.admin.read_token != settings.admin.read_token,
+            ),
+            (
+                "admin.allowed_origins",
+                running.admin.allowed_origins != settings.admin.allowed_origins,
+            ),
+            (
+                "metrics_listen",
+                running.metrics_listen != settings.metrics_listen,
+            ),
+            ("database", running.database() != settings.database()),
             ("workers", running.workers != settings.workers),
             ("log_format", running.log_format != settings.log_format),
         ] {

@@ -58,7 +58,7 @@ impl Publisher {
         let published = self.pool.publish_if_newer(Arc::clone(&snapshot));
         if published {
             self.telemetry.retain(&snapshot);
-            self.health.retain(&snapshot);
+            self.health.track(&snapshot);
         }
         Ok(published)
     }

@@ -127,7 +127,10 @@ async fn configured_backends_seed_an_empty_store_and_the_store_wins_after_that()
     let dir = tempfile::tempdir().unwrap();
     let settings = |backend: &str| switchyard::config::Settings {
         listen: "127.0.0.1:0".parse().unwrap(),
-        database: format!("sqlite://{}", dir.path().join("switchyard.db").display()),
+        database_url: Some(switchyard::config::DatabaseUrl::new(format!(
+            "sqlite://{}",
+            dir.path().join("switchyard.db").display()
+        ))),
         backends: vec![switchyard::config::BackendEntry::Address(backend.into())],
         admin: switchyard::config::AdminSettings {
             listen: "127.0.0.1:0".parse().unwrap(),

@@ -33,7 +33,10 @@ fn the_example_config_loads_and_validates() {
     );
     assert_eq!(settings.admin.listen.port(), 8081);
     assert_eq!(
-        settings.admin.token_source(&settings.database).unwrap(),
+        settings
+            .admin
+            .token_source(settings.database().expose())
+            .unwrap(),
         switchyard::config::TokenSource::Generated("switchyard.db.token".into()),
         "without SWITCHYARD_EXAMPLE_TOKEN the token is generated next to the database"
     );

@@ -2,7 +2,7 @@
 //! and, when the browser says where a request comes from, only this
 //! listener's own origin.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -52,7 +52,7 @@ impl AdminToken {
     pub fn load(source: &TokenSource) -> std::io::Result<(AdminToken, TokenOrigin)> {
         let path = match source {
             TokenSource::Explicit(token) => {
-                return Ok((AdminToken::new(token), TokenOrigin::Explicit))
+                return Ok((AdminToken::new(token.expose()), TokenOrigin::Explicit))
             }
             TokenSource::Generated(path) => path,
         };
@@ -78,24 +78,17 @@ impl AdminToken {
     }
 
     /// Whether `presented` equals the token; the time taken does not depend
-    /// on where they differ.
+    /// on where they differ (`subtle`).
     pub fn matches(&self, presented: &[u8]) -> bool {
-        let expected = self.0.as_bytes();
-        if presented.len() != expected.len() {
-            return false;
-        }
-        let diff = expected
-            .iter()
-            .zip(presented)
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b));
-        std::hint::black_box(diff) == 0
+        use subtle::ConstantTimeEq;
+        self.0.as_bytes().ct_eq(presented).into()
     }
 }
 
 /// 32 random bytes from the kernel, hex encoded.
 fn generate() -> std::io::Result<String> {
     let mut bytes = [0u8; 32];
-    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    getrandom::fill(&mut bytes).map_err(std::io::Error::other)?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
@@ -125,7 +118,8 @@ fn warn_if_readable_by_others(path: &Path) {
     }
 }
 
-/// The browser origins allowed to call the API: this listener's own.
+/// The browser origins allowed to call the API: this listener's own, and
+/// `admin.allowed_origins` (e.g. an HTTPS reverse proxy in front of it).
 #[derive(Clone, Debug)]
 pub struct Origins {
     allowed: Vec<String>,
@@ -147,6 +141,13 @@ impl Origins {
         }
     }
 
+    /// These origins and `more` (already normalized, see
+    /// [`crate::config::AdminSettings::allowed_origins`]).
+    pub fn with(mut self, more: Vec<String>) -> Self {
+        self.allowed.extend(more);
+        self
+    }
+
     fn permits(&self, origin: &str, headers: &HeaderMap) -> bool {
         if self.allowed.iter().any(|o| o.eq_ignore_ascii_case(origin)) {
             return true;
@@ -156,7 +157,8 @@ impl Origins {
     }
 }
 
-/// Middleware: refuse foreign origins (`403`) and missing or wrong tokens (`401`).
+/// Middleware: refuse foreign origins (`403`), missing or wrong tokens
+/// (`401`), and changes made with the read-only token (`403`).
 pub async fn require_token(
     State(state): State<AdminState>,
     request: Request,
@@ -176,6 +178,14 @@ pub async fn require_token(
         .map(<[u8]>::trim_ascii);
     match presented {
         Some(token) if state.token.matches(token) => Ok(next.run(request).await),
+        Some(token) if state.read_token.as_ref().is_some_and(|r| r.matches(token)) => {
+            let method = request.method();
+            if method == axum::http::Method::GET || method == axum::http::Method::HEAD {
+                Ok(next.run(request).await)
+            } else {
+                Err(ApiError::ReadOnlyToken)
+            }
+        }
         _ => Err(ApiError::Unauthorized),
     }
 }

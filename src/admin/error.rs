@@ -17,8 +17,10 @@ use crate::store::StoreError;
 pub enum ApiError {
     #[error("a valid bearer token is required: send `Authorization: Bearer <token>`")]
     Unauthorized,
-    #[error("requests from origin {0:?} are not accepted; use the admin UI on this listener")]
+    #[error("requests from origin {0:?} are not accepted; use the admin UI on this listener or list the origin in admin.allowed_origins")]
     ForbiddenOrigin(String),
+    #[error("the read-only token cannot change anything; use the admin token")]
+    ReadOnlyToken,
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -69,6 +71,7 @@ impl ApiError {
         match self {
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ApiError::ForbiddenOrigin(_) => (StatusCode::FORBIDDEN, "forbidden_origin"),
+            ApiError::ReadOnlyToken => (StatusCode::FORBIDDEN, "read_only_token"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "duplicate_address"),
             ApiError::Invalid { code, .. } => (StatusCode::BAD_REQUEST, code),

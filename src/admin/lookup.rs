@@ -1,22 +1,18 @@
 //! Read-only calls: route lookup (the proxy's own key code on the live
-//! snapshot), stats, the change log, `/healthz`, `/readyz` and `/metrics`.
+//! snapshot), the change log, `/healthz` and `/readyz`.
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{header, Request, StatusCode};
-use axum::response::IntoResponse;
 use axum::Json;
 use std::time::SystemTime;
 
 use super::error::{ApiError, ErrorBody};
 use super::model::{
-    BackendStatsView, ByClass, ChangeList, ChangesQuery, Healthz, Latency, Readyz, Route,
-    RouteBackend, RouteQuery, Stats,
+    ChangeList, ChangesQuery, Health, Healthz, Readyz, Route, RouteBackend, RouteQuery,
 };
 use super::AdminState;
-use crate::proxy::handler::routing_key_of;
-use crate::routing::KeyError;
-use crate::telemetry::{self, StatsSnapshot};
+use crate::routing::{routing_key_of, KeyError};
 
 /// Which backend a request for `host` and `path` reaches now, and the
 /// failover order behind it.
@@ -63,9 +59,14 @@ pub async fn route(
     let candidates: Vec<RouteBackend> = snapshot
         .candidates(&key, usize::MAX)
         .into_iter()
-        .map(|b| RouteBackend::from(&**b))
+        .map(|b| RouteBackend::new(b, &state.health))
         .collect();
-    let backend = snapshot.pick(&key).map(|b| RouteBackend::from(&**b));
+    // What the proxy would do now (without taking a down backend's trial).
+    let backend = candidates
+        .iter()
+        .find(|c| c.health != Health::Down)
+        .or(candidates.first())
+        .cloned();
     Ok(Json(Route {
         key: key.as_str().to_owned(),
         rule: rule.as_str().to_owned(),
@@ -73,48 +74,6 @@ pub async fn route(
         backend,
         candidates,
     }))
-}
-
-/// Per-backend counters since start: requests, errors, in flight, latency.
-#[utoipa::path(get, path = "/api/v1/stats", tag = "observability",
-    responses((status = 200, body = Stats), (status = 401, body = ErrorBody)))]
-pub async fn stats(State(state): State<AdminState>) -> Json<Stats> {
-    let snapshot = state.pool.load();
-    let backends = snapshot
-        .backends()
-        .iter()
-        .map(|b| {
-            let s = state.telemetry.backend(&b.address);
-            BackendStatsView {
-                id: b.id.clone(),
-                address: b.address.to_string(),
-                state: b.state.into(),
-                requests: s.requests(),
-                errors: s.errors(),
-                connect_errors: s.connect_errors,
-                failovers: s.failovers,
-                retries: s.retries,
-                health: state.health.state(&b.address).into(),
-                in_flight: s.in_flight,
-                by_class: by_class(&s),
-                latency_ms: Latency {
-                    p50: s.latency.quantile_ms(0.5),
-                    p90: s.latency.quantile_ms(0.9),
-                    p99: s.latency.quantile_ms(0.99),
-                },
-            }
-        })
-        .collect();
-    Json(Stats {
-        generation: snapshot.generation(),
-        backends,
-        unrouted: by_class(&state.telemetry.unrouted()),
-    })
-}
-
-fn by_class(s: &StatsSnapshot) -> ByClass {
-    let [c1, c2, c3, c4, c5] = s.classes;
-    ByClass { c1, c2, c3, c4, c5 }
 }
 
 /// The newest membership changes, newest first.
@@ -194,14 +153,3 @@ pub async fn readyz(State(state): State<AdminState>) -> (StatusCode, Json<Readyz
 
 /// How long `/readyz` waits for the database.
 const READY_PING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
-
-/// Prometheus text format.
-#[utoipa::path(get, path = "/metrics", tag = "observability",
-    responses((status = 200, description = "Prometheus text format (0.0.4)", content_type = "text/plain", body = String),
-        (status = 401, body = ErrorBody)))]
-pub async fn metrics(State(state): State<AdminState>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, telemetry::CONTENT_TYPE)],
-        state.telemetry.render(),
-    )
-}

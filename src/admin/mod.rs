@@ -6,7 +6,8 @@
 //! - [`backends`]: list/create/get/patch/delete/replace; each change is
 //!   committed to the [`Store`] and published to the routing snapshot before
 //!   the response.
-//! - [`lookup`]: route lookup, stats, change log, health, metrics.
+//! - [`lookup`]: route lookup, change log, `/healthz`, `/readyz`.
+//! - [`stats`]: per-backend stats, their five-minute history, `/metrics`.
 //! - [`model`], [`error`], [`openapi`]: the JSON, its errors and its schema.
 //! - [`ui`]: the embedded admin UI (`admin-ui/`) at `/`; it only uses the API.
 
@@ -16,6 +17,7 @@ pub mod error;
 mod lookup;
 pub mod model;
 pub mod openapi;
+mod stats;
 pub mod ui;
 
 use std::future::IntoFuture;
@@ -52,6 +54,8 @@ pub struct AdminState {
     /// The running proxy settings (route lookup uses their reload rule).
     pub settings: SharedSettings,
     pub token: AdminToken,
+    /// The read-only token, if configured.
+    pub read_token: Option<AdminToken>,
     pub origins: Arc<Origins>,
     /// Whether the database is reachable (`/readyz`).
     pub db: Arc<DbStatus>,
@@ -74,10 +78,11 @@ pub fn router(state: AdminState) -> Router {
                 .delete(backends::delete),
         )
         .route("/api/v1/route", get(lookup::route))
-        .route("/api/v1/stats", get(lookup::stats))
+        .route("/api/v1/stats", get(stats::stats))
+        .route("/api/v1/stats/history", get(stats::history))
         .route("/api/v1/changes", get(lookup::changes))
         .route("/api/v1/openapi.json", get(openapi::document))
-        .route("/metrics", get(lookup::metrics))
+        .route("/metrics", get(stats::metrics))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,
@@ -91,6 +96,22 @@ pub fn router(state: AdminState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
+}
+
+/// `--metrics-listen`: `/metrics` alone, without a token (for a Prometheus
+/// that should not hold a key to the admin API).
+pub fn metrics_router(telemetry: Arc<Telemetry>) -> Router {
+    Router::new()
+        .route(
+            "/metrics",
+            get(move || {
+                let telemetry = Arc::clone(&telemetry);
+                async move { stats::render(&telemetry) }
+            }),
+        )
+        .fallback(|uri: axum::http::Uri| async move {
+            ApiError::NotFound(format!("only /metrics is served here, not {}", uri.path()))
+        })
 }
 
 /// Unknown API paths get the API's `404`; anything else may be a UI file.

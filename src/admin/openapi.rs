@@ -8,7 +8,7 @@ use utoipa::{Modify, OpenApi};
 
 use super::error::{ErrorBody, ErrorDetail};
 use super::model;
-use super::{backends, lookup};
+use super::{backends, lookup, stats};
 
 /// The whole admin API.
 #[derive(OpenApi)]
@@ -18,15 +18,15 @@ use super::{backends, lookup};
         `Authorization: Bearer <token>`. Errors are {\"error\": {\"code\", \"message\"}}."),
     paths(
         backends::list, backends::create, backends::get, backends::update, backends::delete,
-        backends::replace, lookup::route, lookup::stats, lookup::changes, lookup::healthz, lookup::readyz,
-        lookup::metrics, document,
+        backends::replace, lookup::route, stats::stats, stats::history, lookup::changes,
+        lookup::healthz, lookup::readyz, stats::metrics, document,
     ),
     components(schemas(
         ErrorBody, ErrorDetail, model::BackendView, model::BackendList, model::NewBackend,
         model::BackendPatch, model::WantedBackend, model::Replacement, model::Route,
         model::RouteBackend, model::Stats, model::BackendStatsView, model::Latency,
         model::ByClass, model::ChangeList, model::Change, model::Healthz, model::Readyz, model::State,
-        model::Health, model::Address,
+        model::Health, model::Address, model::StatsHistory, model::BackendHistory, model::Sample,
     )),
     modifiers(&Refinements),
     security(("bearer" = [])),

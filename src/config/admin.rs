@@ -1,25 +1,32 @@
-//! `admin = { ... }`: where the admin API listens and where its token comes from.
+//! `admin = { ... }`: where the admin API listens, where its tokens come
+//! from, and which browser origins may use it.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-use super::ConfigError;
+use super::{ConfigError, Secret};
 
 /// Shortest accepted admin token.
 pub const MIN_TOKEN_LEN: usize = 16;
 
-/// `admin = { listen = "127.0.0.1:8081", token = "...", token_file = "..." }`.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+/// `admin = { listen = "127.0.0.1:8081", token = "...", token_file = "...",
+/// read_token = "...", allowed_origins = { "https://admin.example.com" } }`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct AdminSettings {
     /// Admin API and UI listen address.
     pub listen: SocketAddr,
     /// The bearer token (Lua may read it from the environment).
-    pub token: Option<String>,
+    pub token: Option<Secret>,
     /// A file holding the bearer token (surrounding whitespace ignored).
     pub token_file: Option<PathBuf>,
+    /// A read-only token: every `GET` and `/metrics`, no changes (`403`).
+    pub read_token: Option<Secret>,
+    /// Browser origins, besides the listener's own, whose pages may call
+    /// the API (e.g. the UI behind an HTTPS reverse proxy).
+    pub allowed_origins: Vec<String>,
 }
 
 impl Default for AdminSettings {
@@ -28,6 +35,8 @@ impl Default for AdminSettings {
             listen: SocketAddr::from(([127, 0, 0, 1], 8081)),
             token: None,
             token_file: None,
+            read_token: None,
+            allowed_origins: Vec::new(),
         }
     }
 }
@@ -36,7 +45,7 @@ impl Default for AdminSettings {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TokenSource {
     /// Given by the operator (flag, environment, `admin.token` or `admin.token_file`).
-    Explicit(String),
+    Explicit(Secret),
     /// Read from, or generated into, this file next to the database.
     Generated(PathBuf),
 }
@@ -51,7 +60,7 @@ impl AdminSettings {
                     "admin.token and admin.token_file are both set; use one".into(),
                 ))
             }
-            (Some(token), None) => Some(token.clone()),
+            (Some(token), None) => Some(token.expose().to_owned()),
             (None, Some(path)) => Some(
                 std::fs::read_to_string(path)
                     .map_err(|e| {
@@ -67,7 +76,7 @@ impl AdminSettings {
         };
         if let Some(token) = explicit {
             check_token(&token)?;
-            return Ok(TokenSource::Explicit(token));
+            return Ok(TokenSource::Explicit(Secret::new(token)));
         }
         if !self.listen.ip().is_loopback() {
             return Err(ConfigError::Invalid(format!(
@@ -78,6 +87,55 @@ impl AdminSettings {
         }
         Ok(TokenSource::Generated(token_path(database)))
     }
+
+    /// The read-only token, checked like the admin token.
+    pub fn read_token(&self) -> Result<Option<Secret>, ConfigError> {
+        let Some(token) = &self.read_token else {
+            return Ok(None);
+        };
+        check_token(token.expose()).map_err(|_| {
+            ConfigError::Invalid(format!(
+                "admin.read_token must be at least {MIN_TOKEN_LEN} printable ASCII characters \
+                 without spaces"
+            ))
+        })?;
+        if self.token.as_ref() == Some(token) {
+            return Err(ConfigError::Invalid(
+                "admin.read_token is the same as the admin token; a read-only token must differ"
+                    .into(),
+            ));
+        }
+        Ok(Some(token.clone()))
+    }
+
+    /// `allowed_origins` as browsers send them (`scheme://host[:port]`,
+    /// lowercase, no trailing `/`).
+    pub fn allowed_origins(&self) -> Result<Vec<String>, ConfigError> {
+        self.allowed_origins.iter().map(|o| origin(o)).collect()
+    }
+}
+
+fn origin(text: &str) -> Result<String, ConfigError> {
+    let bad = |why: &str| {
+        ConfigError::Invalid(format!(
+            "admin.allowed_origins: {text:?} {why}; write an origin like \"https://admin.example.com\""
+        ))
+    };
+    let trimmed = text.strip_suffix('/').unwrap_or(text);
+    let uri: http::Uri = trimmed.parse().map_err(|_| bad("is not an origin"))?;
+    match uri.scheme_str() {
+        Some("http" | "https") => {}
+        _ => return Err(bad("needs http:// or https://")),
+    }
+    let authority = uri.authority().ok_or_else(|| bad("has no host"))?;
+    if authority.as_str().contains('@') || uri.path_and_query().is_some_and(|p| p.as_str() != "/") {
+        return Err(bad("must be only scheme, host and port"));
+    }
+    Ok(format!(
+        "{}://{}",
+        uri.scheme_str().unwrap_or_default(),
+        authority.as_str().to_ascii_lowercase()
+    ))
 }
 
 fn check_token(token: &str) -> Result<(), ConfigError> {
@@ -122,6 +180,57 @@ mod tests {
     }
 
     #[test]
+    fn allowed_origins_are_normalized_and_anything_else_is_refused() {
+        let admin = AdminSettings {
+            allowed_origins: vec![
+                "https://Admin.Example.com".into(),
+                "http://10.0.0.1:8443/".into(),
+            ],
+            ..AdminSettings::default()
+        };
+        assert_eq!(
+            admin.allowed_origins().unwrap(),
+            ["https://admin.example.com", "http://10.0.0.1:8443"]
+        );
+        for bad in [
+            "admin.example.com",
+            "ftp://x",
+            "https://x/ui",
+            "https://u@x",
+            "*",
+        ] {
+            let admin = AdminSettings {
+                allowed_origins: vec![bad.into()],
+                ..AdminSettings::default()
+            };
+            let err = admin.allowed_origins().unwrap_err().to_string();
+            assert!(err.contains("admin.allowed_origins"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_read_token_must_be_strong_and_differ_from_the_admin_token() {
+        let mut admin = AdminSettings {
+            token: Some(Secret::new("the-admin-token-1234")),
+            read_token: Some(Secret::new("short")),
+            ..AdminSettings::default()
+        };
+        assert!(admin
+            .read_token()
+            .unwrap_err()
+            .to_string()
+            .contains("at least 16"));
+        admin.read_token = Some(Secret::new("the-admin-token-1234"));
+        assert!(admin
+            .read_token()
+            .unwrap_err()
+            .to_string()
+            .contains("must differ"));
+        admin.read_token = Some(Secret::new("the-reading-token-99"));
+        assert!(admin.read_token().unwrap().is_some());
+    }
+
+    #[test]
     fn a_public_admin_listener_needs_an_explicit_strong_token() {
         let mut admin = AdminSettings {
             listen: "0.0.0.0:8081".parse().unwrap(),
@@ -129,13 +238,13 @@ mod tests {
         };
         let err = admin.token_source("sqlite://x.db").unwrap_err().to_string();
         assert!(err.contains("not on loopback"), "{err}");
-        admin.token = Some("short".into());
+        admin.token = Some(Secret::new("short"));
         let err = admin.token_source("sqlite://x.db").unwrap_err().to_string();
         assert!(err.contains("at least 16"), "{err}");
-        admin.token = Some("a-long-enough-token".into());
+        admin.token = Some(Secret::new("a-long-enough-token"));
         assert_eq!(
             admin.token_source("sqlite://x.db").unwrap(),
-            TokenSource::Explicit("a-long-enough-token".into())
+            TokenSource::Explicit(Secret::new("a-long-enough-token"))
         );
     }
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
-use super::{lua, BackendEntry, ConfigError, LogFormat, Settings};
+use super::{lua, BackendEntry, ConfigError, DatabaseUrl, LogFormat, Secret, Settings};
 
 /// switchyard: consistent-hash HTTP routing for multi-tenant web app platforms.
 #[derive(Clone, Debug, Default, Parser)]
@@ -17,8 +17,9 @@ pub struct Flags {
     /// Proxy listen address [default: 127.0.0.1:8080].
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
-    /// Membership database: sqlite://PATH or postgres://... [default: sqlite://switchyard.db].
-    /// From the environment, it keeps a PostgreSQL password out of the process list.
+    /// Membership database: sqlite://PATH or postgres://... [default: sqlite://switchyard.db;
+    /// with --demo, sqlite://switchyard-demo.db]. From the environment, it keeps a
+    /// PostgreSQL password out of the process list.
     #[arg(
         long,
         env = "SWITCHYARD_DATABASE",
@@ -37,12 +38,32 @@ pub struct Flags {
         hide_env_values = true
     )]
     pub admin_token: Option<String>,
+    /// Read-only admin token: every GET and /metrics, no changes.
+    #[arg(
+        long,
+        env = "SWITCHYARD_READ_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub read_token: Option<String>,
+    /// Also serve /metrics, without a token, on this address.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
     /// Add a backend `host:port` (repeatable), on top of the config's `backends`.
     #[arg(long = "backend", value_name = "ADDR")]
     pub backends: Vec<String>,
-    /// Start three demo backends on loopback and use them if the pool is empty.
+    /// Replace the stored pool with the configured backends at start
+    /// (otherwise they only seed an empty store).
+    #[arg(long)]
+    pub replace_backends: bool,
+    /// Start three demo backends on loopback and use them if the pool is
+    /// empty; keeps its own database (switchyard-demo.db) unless --database is given.
     #[arg(long)]
     pub demo: bool,
+    /// Load and validate the config and flags, print the effective
+    /// settings (secrets redacted) and exit: 0 if valid, 2 if not.
+    #[arg(long)]
+    pub check: bool,
     /// Log format.
     #[arg(long, value_enum, value_name = "FORMAT")]
     pub log_format: Option<LogFormat>,
@@ -62,14 +83,22 @@ impl Flags {
             settings.listen = listen;
         }
         if let Some(database) = &self.database {
-            settings.database.clone_from(database);
+            settings.database_url = Some(DatabaseUrl::new(database));
         }
+        settings.demo = self.demo;
+        settings.replace_backends = self.replace_backends;
         if let Some(listen) = self.admin_listen {
             settings.admin.listen = listen;
         }
         if let Some(token) = &self.admin_token {
-            settings.admin.token = Some(token.clone());
+            settings.admin.token = Some(Secret::new(token));
             settings.admin.token_file = None;
+        }
+        if let Some(token) = &self.read_token {
+            settings.admin.read_token = Some(Secret::new(token));
+        }
+        if let Some(listen) = self.metrics_listen {
+            settings.metrics_listen = Some(listen);
         }
         if let Some(format) = self.log_format {
             settings.log_format = format;

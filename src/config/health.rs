@@ -3,12 +3,12 @@
 
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::ConfigError;
 
 /// `health = { ... }`.
-#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct HealthSettings {
     pub active: ActiveSettings,
@@ -16,7 +16,7 @@ pub struct HealthSettings {
 }
 
 /// `health.active`: periodic `GET path` to every backend.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct ActiveSettings {
     /// Off by default: a backend's `/` may legitimately answer 404.
@@ -29,7 +29,8 @@ pub struct ActiveSettings {
     pub interval: f64,
     /// Seconds a check may take (connect + response head).
     pub timeout: f64,
-    /// Consecutive passes that bring a down backend back.
+    /// Consecutive passes that bring a backend that checks took down back
+    /// (default 1: one passed check decides).
     pub healthy_threshold: u32,
     /// Consecutive failures that take a backend down.
     pub unhealthy_threshold: u32,
@@ -45,7 +46,7 @@ impl Default for ActiveSettings {
             host: None,
             interval: 5.0,
             timeout: 2.0,
-            healthy_threshold: 2,
+            healthy_threshold: 1,
             unhealthy_threshold: 3,
             expect_status: [200, 399],
         }
@@ -53,7 +54,7 @@ impl Default for ActiveSettings {
 }
 
 /// `health.passive`: real traffic's failures take a backend out for a while.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct PassiveSettings {
     pub enabled: bool,
@@ -111,10 +112,17 @@ impl HealthSettings {
         let seconds = |name: &str, v: f64| super::seconds(&format!("health.{name}"), v);
         let a = &self.active;
         let active = if a.enabled {
-            if !a.path.starts_with('/') {
+            if !a.path.starts_with('/') || a.path.parse::<http::uri::PathAndQuery>().is_err() {
                 return Err(ConfigError::Invalid(
-                    "health.active.path must start with /".into(),
+                    "health.active.path must be a path starting with /".into(),
                 ));
+            }
+            if let Some(host) = &a.host {
+                if http::HeaderValue::from_str(host).is_err() || host.is_empty() {
+                    return Err(ConfigError::Invalid(format!(
+                        "health.active.host {host:?} is not a valid Host header"
+                    )));
+                }
             }
             if a.healthy_threshold == 0 || a.unhealthy_threshold == 0 {
                 return Err(ConfigError::Invalid(

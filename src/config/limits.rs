@@ -1,9 +1,9 @@
 //! `timeouts`, `limits`, `failover` and `access_log`: how the proxy is bounded and logged.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// `timeouts = { ... }`, all in seconds (fractions allowed).
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Timeouts {
     /// A client must send a complete request head within this time.
@@ -38,7 +38,7 @@ impl Default for Timeouts {
 }
 
 /// `limits = { ... }`.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Limits {
     /// Largest request head (request line + headers), else `431`.
@@ -63,7 +63,7 @@ impl Default for Limits {
 }
 
 /// `access_log = { enabled = true, sample = 1.0 }`.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct AccessLogSettings {
     pub enabled: bool,
@@ -81,7 +81,7 @@ impl Default for AccessLogSettings {
 }
 
 /// `failover = { tries = 2 }`.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Failover {
     /// Backends tried per request (the key's first N candidates).

@@ -6,25 +6,30 @@
 //! nothing re-reads the file except an explicit reload.
 
 mod admin;
+mod check;
 pub mod flags;
 mod health;
 mod limits;
 pub mod lua;
 mod net;
+mod secret;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::routing::{Backend, BackendAddr, BackendState, ReloadScope};
 
 pub use admin::{AdminSettings, TokenSource, MIN_TOKEN_LEN};
+pub use check::Checked;
 pub use flags::Flags;
 pub use health::{ActiveCheck, HealthConfig, HealthSettings, PassiveCheck};
 pub use limits::{AccessLogSettings, Failover, Limits, Timeouts};
-pub use net::IpNet;
+pub use net::ProxyProtocolSettings;
+pub use net::{any_contains, parse_net, IpNet};
+pub use secret::{redact_url, DatabaseUrl, Secret, REDACTED};
 
 /// The running proxy settings, replaced whole by a config reload.
 pub type SharedSettings = std::sync::Arc<arc_swap::ArcSwap<ProxySettings>>;
@@ -50,7 +55,7 @@ pub enum ConfigError {
 }
 
 /// Log output format.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     #[default]
@@ -59,13 +64,16 @@ pub enum LogFormat {
 }
 
 /// Every setting, with its default. Field names are the Lua keys.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
     /// Proxy listen address.
     pub listen: SocketAddr,
-    /// Membership database: `sqlite://PATH` (created if missing) or `postgres://...`.
-    pub database: String,
+    /// Membership database: `sqlite://PATH` (created if missing) or
+    /// `postgres://...`; unset: [`DEFAULT_DATABASE`] (with `--demo`,
+    /// [`DEMO_DATABASE`]). See [`Settings::database`].
+    #[serde(rename = "database")]
+    pub database_url: Option<DatabaseUrl>,
     /// Admin API listener and token.
     pub admin: AdminSettings,
     /// Proxy worker threads (default: number of cores).
@@ -91,16 +99,24 @@ pub struct Settings {
     pub health: HealthSettings,
     /// One line per request on the `switchyard::access` log target.
     pub access_log: AccessLogSettings,
+    /// Also serve `/metrics`, without a token, on this address.
+    pub metrics_listen: Option<SocketAddr>,
+    /// PROXY protocol on the proxy listener.
+    pub proxy_protocol: ProxyProtocolSettings,
     /// Start the demo backends (`--demo` only; not a Lua key).
     #[serde(skip)]
     pub demo: bool,
+    /// Replace the stored pool with `backends` at start (`--replace-backends`
+    /// only; not a Lua key).
+    #[serde(skip)]
+    pub replace_backends: bool,
 }
 
 impl Default for Settings {
     fn default() -> Self {
         Settings {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            database: "sqlite://switchyard.db".to_owned(),
+            database_url: None,
             admin: AdminSettings::default(),
             workers: None,
             log_format: LogFormat::Text,
@@ -113,13 +129,37 @@ impl Default for Settings {
             failover: Failover::default(),
             health: HealthSettings::default(),
             access_log: AccessLogSettings::default(),
+            metrics_listen: None,
+            proxy_protocol: ProxyProtocolSettings::default(),
             demo: false,
+            replace_backends: false,
         }
     }
 }
 
+/// The membership database when none is given.
+pub const DEFAULT_DATABASE: &str = "sqlite://switchyard.db";
+/// The database of `--demo` when none is given: the demo backends never
+/// end up in the store a later real run uses.
+pub const DEMO_DATABASE: &str = "sqlite://switchyard-demo.db";
+
+impl Settings {
+    /// The membership database in force: the configured one, else the
+    /// default (the demo's own file with `--demo`).
+    pub fn database(&self) -> DatabaseUrl {
+        self.database_url.clone().unwrap_or_else(|| {
+            DatabaseUrl::new(if self.demo {
+                DEMO_DATABASE
+            } else {
+                DEFAULT_DATABASE
+            })
+        })
+    }
+}
+
 /// One entry of `backends`: `"host:port"` or `{ address = "host:port", weight = N }`.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(untagged)]
 pub enum BackendEntry {
     /// `"host:port"` with weight 1.
     Address(String),
@@ -172,7 +212,7 @@ impl<'de> Deserialize<'de> for BackendEntry {
 }
 
 /// `reload = { control_hosts = { ... } }`.
-#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct ReloadSettings {
     /// If non-empty, the reload-URL rule applies only to requests for these hosts.
@@ -196,6 +236,8 @@ pub struct ProxySettings {
     pub tries: usize,
     pub reload_scope: ReloadScope,
     pub trusted_proxies: Vec<IpNet>,
+    /// The balancers that must send a PROXY protocol header; `None`: off.
+    pub proxy_protocol: Option<Vec<IpNet>>,
     pub forward_underscore_headers: bool,
     pub health: HealthConfig,
     /// Access-log sample rate; `None` when the access log is off.
@@ -252,14 +294,23 @@ impl Settings {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let trusted_proxies = self
-            .trusted_proxies
-            .iter()
-            .map(|p| {
-                p.parse()
-                    .map_err(|e| ConfigError::Invalid(format!("trusted_proxies: {e}")))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let nets = |key: &str, list: &[String]| {
+            list.iter()
+                .map(|p| parse_net(p).map_err(|e| ConfigError::Invalid(format!("{key}: {e}"))))
+                .collect::<Result<Vec<_>, _>>()
+        };
+        let trusted_proxies = nets("trusted_proxies", &self.trusted_proxies)?;
+        let pp = &self.proxy_protocol;
+        let proxy_protocol = if pp.enabled {
+            if pp.trusted.is_empty() {
+                return Err(ConfigError::Invalid(
+                    "proxy_protocol.trusted must list the balancers that send the header".into(),
+                ));
+            }
+            Some(nets("proxy_protocol.trusted", &pp.trusted)?)
+        } else {
+            None
+        };
         let proxy = ProxySettings {
             header_read_timeout: secs("header_read", t.header_read)?,
             idle_timeout: secs("idle", t.idle)?,
@@ -279,6 +330,7 @@ impl Settings {
                 ReloadScope::ControlHosts(control_hosts)
             },
             trusted_proxies,
+            proxy_protocol,
             forward_underscore_headers: self.forward_underscore_headers,
             health: self.health.validate()?,
             access_log_sample: self.access_log.enabled.then_some(self.access_log.sample),

@@ -15,7 +15,7 @@ use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::Health;
+use super::{Fault, Health};
 use crate::config::ActiveCheck;
 use crate::routing::{BackendAddr, BackendPool};
 
@@ -69,33 +69,30 @@ async fn check_loop(health: Arc<Health>, address: BackendAddr) {
         let Some(check) = config.active.as_ref() else {
             return;
         };
-        let passed = check_once(&address, check).await;
-        match passed {
-            Ok(()) => {
-                if health.check_passed(&address, check.healthy_threshold) {
-                    tracing::info!(backend = %address, "backend is up again (active check)");
-                }
-            }
-            Err(why) => {
-                tracing::debug!(backend = %address, %why, "active health check failed");
-                if health.check_failed(&address, check.unhealthy_threshold) {
-                    tracing::warn!(backend = %address, %why, "backend is down (active check)");
-                }
+        match check_once(&address, check).await {
+            Ok(status) => health.check_passed(&address, check.healthy_threshold, status),
+            Err(fault) => {
+                tracing::debug!(backend = %address, %fault, "active health check failed");
+                health.check_failed(&address, check.unhealthy_threshold, fault);
             }
         }
         tokio::time::sleep(check.interval).await;
     }
 }
 
-/// One `GET` on a new connection, bounded by the check's timeout.
-pub async fn check_once(address: &BackendAddr, check: &ActiveCheck) -> Result<(), String> {
+/// One `GET` on a new connection, bounded by the check's timeout; the
+/// status if it is in `expect_status`.
+pub async fn check_once(address: &BackendAddr, check: &ActiveCheck) -> Result<u16, Fault> {
+    let deadline = tokio::time::Instant::now() + check.timeout;
+    let connect = TcpStream::connect((address.host(), address.port()));
+    let stream = tokio::time::timeout_at(deadline, connect)
+        .await
+        .map_err(|_| Fault::ConnectTimeout)?
+        .map_err(|e| Fault::of_connect(&e))?;
     let exchange = async {
-        let stream = TcpStream::connect((address.host(), address.port()))
-            .await
-            .map_err(|e| format!("connect: {e}"))?;
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
-            .map_err(|e| format!("handshake: {e}"))?;
+            .map_err(|_| Fault::ClosedEarly)?;
         tokio::spawn(conn);
         let host = check.host.clone().unwrap_or_else(|| address.to_string());
         let request = Request::get(check.path.as_str())
@@ -103,19 +100,22 @@ pub async fn check_once(address: &BackendAddr, check: &ActiveCheck) -> Result<()
             .header(header::USER_AGENT, "switchyard-health-check")
             .header(header::CONNECTION, "close")
             .body(Empty::<Bytes>::new())
-            .map_err(|e| format!("request: {e}"))?;
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(|e| format!("exchange: {e}"))?;
+            .expect("a validated path and host make a request");
+        let response = sender.send_request(request).await.map_err(|e| {
+            if e.is_parse() {
+                Fault::InvalidResponse
+            } else {
+                Fault::ClosedEarly
+            }
+        })?;
         let status = response.status().as_u16();
         if check.expect_status.contains(&status) {
-            Ok(())
+            Ok(status)
         } else {
-            Err(format!("status {status}"))
+            Err(Fault::Status(status))
         }
     };
-    tokio::time::timeout(check.timeout, exchange)
+    tokio::time::timeout_at(deadline, exchange)
         .await
-        .map_err(|_| format!("no answer within {:?}", check.timeout))?
+        .map_err(|_| Fault::ResponseTimeout)?
 }

@@ -1,18 +1,30 @@
-//! Whether each backend is fit for traffic, from active checks (a periodic
-//! `GET`, see [`checker`]) and passive observation (consecutive failures of
-//! real requests take a backend out for a cool-down).
+//! Whether each backend is fit for traffic, from evidence only: active
+//! checks (a periodic `GET`, see [`checker`]) and the outcome of real
+//! requests (passive checks).
 //!
-//! The state is per backend, in atomics behind a `DashMap` keyed by address;
-//! it never touches the routing snapshot. The proxy asks
-//! [`Health::is_down`] for its first choice and, if it is down, takes the
-//! key's next candidate in hash order; when the backend is back, its keys
-//! return by themselves.
+//! | state | when |
+//! | --- | --- |
+//! | `unknown` | no check has finished and no request has been answered |
+//! | `up` | an active check passed, or the last proxied request was answered |
+//! | `down` | `unhealthy_threshold` checks failed, or `failures` requests in a row |
+//!
+//! A backend that is `down` stays down until evidence says otherwise
+//! (half-open): after a passive ejection, one trial request every
+//! `cooldown` (or one passed active check) decides; after failed active
+//! checks, `healthy_threshold` passed checks do. Only the backend's own
+//! failures count ([`Fault`]); a client's never do.
+//!
+//! The state is per backend, in atomics behind a `DashMap` keyed by address
+//! (the request path reads one atomic; transitions take a small lock to
+//! record since when and why). It never touches the routing snapshot: the
+//! proxy asks [`Health::admit`] for each candidate in the key's hash order.
 
 pub mod checker;
+mod evidence;
+mod state;
 
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering::Relaxed};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use arc_swap::ArcSwap;
 use dashmap::DashMap;
@@ -20,10 +32,13 @@ use dashmap::DashMap;
 use crate::config::HealthConfig;
 use crate::routing::{BackendAddr, Snapshot};
 
-/// What the checks say about a backend.
+pub use evidence::{Fault, Pass};
+use state::{BackendHealth, Cause};
+
+/// What the evidence says about a backend.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HealthState {
-    /// No active check has finished (and nothing passive happened).
+    /// No evidence yet.
     Unknown,
     Up,
     Down,
@@ -39,21 +54,14 @@ impl HealthState {
     }
 }
 
-const UNKNOWN: u8 = 0;
-const UP: u8 = 1;
-const DOWN: u8 = 2;
-
-/// One backend's health counters.
-#[derive(Debug, Default)]
-struct BackendHealth {
-    /// Active verdict: `UNKNOWN`, `UP` or `DOWN`.
-    active: AtomicU8,
-    passes: AtomicU32,
-    fails: AtomicU32,
-    /// Consecutive passive failures.
-    passive_failures: AtomicU32,
-    /// Out of traffic until this many ms after `Health::epoch` (0: not out).
-    ejected_until_ms: AtomicU64,
+/// A backend's health as shown to operators.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HealthView {
+    pub state: HealthState,
+    /// When it entered this state.
+    pub since: SystemTime,
+    /// Why, in words: "3 checks failed: status 503", "request answered: status 200".
+    pub reason: String,
 }
 
 /// Every backend's health, and the settings that judge it.
@@ -78,103 +86,122 @@ impl Health {
         self.config.load_full()
     }
 
-    /// Apply new settings (a config reload); counters are kept.
+    /// Apply new settings (a config reload); states are kept, except
+    /// that turning active checks off drops their verdicts.
     pub fn set_config(&self, config: HealthConfig) {
+        let checks_off = config.active.is_none();
         self.config.store(Arc::new(config));
+        if checks_off {
+            for entry in &self.backends {
+                entry.value().forget_checks(entry.key());
+            }
+        }
     }
 
     fn entry(&self, address: &BackendAddr) -> Arc<BackendHealth> {
         if let Some(h) = self.backends.get(address) {
             return Arc::clone(&h);
         }
-        Arc::clone(&self.backends.entry(address.clone()).or_default())
+        Arc::clone(
+            &self
+                .backends
+                .entry(address.clone())
+                .or_insert_with(|| Arc::new(BackendHealth::new())),
+        )
     }
 
     fn now_ms(&self) -> u64 {
         u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
-    /// Whether `address` should get no new requests now.
-    pub fn is_down(&self, address: &BackendAddr) -> bool {
-        let Some(h) = self.backends.get(address) else {
-            return false;
-        };
-        h.active.load(Relaxed) == DOWN || self.now_ms() < h.ejected_until_ms.load(Relaxed)
+    /// Follow the membership: new backends start `unknown` (since now),
+    /// backends that left are forgotten.
+    pub fn track(&self, snapshot: &Snapshot) {
+        let current: std::collections::HashSet<&BackendAddr> =
+            snapshot.backends().iter().map(|b| &b.address).collect();
+        self.backends.retain(|address, _| current.contains(address));
+        for address in current {
+            self.entry(address);
+        }
     }
 
-    /// The verdict shown to operators.
-    pub fn state(&self, address: &BackendAddr) -> HealthState {
+    /// Whether `address` is down now (no side effects; for lookups and displays).
+    pub fn is_down(&self, address: &BackendAddr) -> bool {
+        self.backends
+            .get(address)
+            .is_some_and(|h| h.state() == HealthState::Down)
+    }
+
+    /// Whether a request may go to `address` now, and how: backends that
+    /// are not down take every request; a down backend takes none, except
+    /// one trial request each `cooldown` after a passive ejection.
+    pub fn admit(&self, address: &BackendAddr) -> Option<Pass> {
+        let Some(h) = self.backends.get(address) else {
+            return Some(Pass::Normal);
+        };
+        if h.state() != HealthState::Down {
+            return Some(Pass::Normal);
+        }
+        let cooldown = self
+            .config
+            .load()
+            .passive
+            .as_ref()
+            .map(|p| millis(p.cooldown));
+        h.admit(self.now_ms(), cooldown)
+    }
+
+    /// The state, since when and why.
+    pub fn view(&self, address: &BackendAddr) -> HealthView {
         match self.backends.get(address) {
-            None => HealthState::Unknown,
-            Some(_) if self.is_down(address) => HealthState::Down,
-            Some(h) => match h.active.load(Relaxed) {
-                UP => HealthState::Up,
-                _ if self.config.load().active.is_some() => HealthState::Unknown,
-                // Without active checks, "not taken out" is all there is to know.
-                _ => HealthState::Up,
+            Some(h) => h.view(),
+            None => HealthView {
+                state: HealthState::Unknown,
+                since: SystemTime::now(),
+                reason: state::NO_EVIDENCE.to_owned(),
             },
         }
     }
 
-    /// An active check passed; returns whether the backend came back into
-    /// traffic (from active down, or early from a passive cool-down).
-    pub fn check_passed(&self, address: &BackendAddr, threshold: u32) -> bool {
-        let h = self.entry(address);
-        h.fails.store(0, Relaxed);
-        let passes = h.passes.fetch_add(1, Relaxed).saturating_add(1);
-        let before = h.active.load(Relaxed);
-        // The first verdict needs one pass; coming back from down needs `threshold`.
-        // Enough passes since a passive ejection end its cool-down early.
-        let ejected = self.now_ms() < h.ejected_until_ms.load(Relaxed);
-        if ejected && passes >= threshold {
-            h.ejected_until_ms.store(0, Relaxed);
-            h.passive_failures.store(0, Relaxed);
-        }
-        if before == UNKNOWN || (before == DOWN && passes >= threshold) {
-            h.active.store(UP, Relaxed);
-            return before == DOWN || ejected;
-        }
-        ejected && passes >= threshold
+    /// The state only.
+    pub fn state(&self, address: &BackendAddr) -> HealthState {
+        self.backends
+            .get(address)
+            .map_or(HealthState::Unknown, |h| h.state())
     }
 
-    /// An active check failed; returns whether the backend just went down.
-    pub fn check_failed(&self, address: &BackendAddr, threshold: u32) -> bool {
-        let h = self.entry(address);
-        h.passes.store(0, Relaxed);
-        let fails = h.fails.fetch_add(1, Relaxed).saturating_add(1);
-        if fails >= threshold && h.active.swap(DOWN, Relaxed) != DOWN {
-            return true;
-        }
-        false
+    /// An active check passed with `status`.
+    pub fn check_passed(&self, address: &BackendAddr, threshold: u32, status: u16) {
+        self.entry(address).check_passed(address, threshold, status);
     }
 
-    /// A real request to `address` succeeded (resets the passive count).
-    pub fn request_succeeded(&self, address: &BackendAddr) {
-        if let Some(h) = self.backends.get(address) {
-            h.passive_failures.store(0, Relaxed);
+    /// An active check failed.
+    pub fn check_failed(&self, address: &BackendAddr, threshold: u32, fault: Fault) {
+        self.entry(address).check_failed(address, threshold, fault);
+    }
+
+    /// A proxied request was answered by `address` with a status that is
+    /// not a failure. Ignored while passive checks are off.
+    pub fn request_succeeded(&self, address: &BackendAddr, pass: Pass, status: u16) {
+        if self.config.load().passive.is_some() {
+            self.entry(address).request_succeeded(address, pass, status);
         }
     }
 
-    /// A real request to `address` failed: could not connect, or the status
-    /// is one of `failure_statuses`. Returns whether it took the backend out.
-    pub fn request_failed(&self, address: &BackendAddr) -> bool {
-        let config = self.config();
-        let Some(passive) = &config.passive else {
-            return false;
+    /// A proxied request failed because of `address` itself. Enough of
+    /// them in a row take it out of traffic (passive checks).
+    pub fn request_failed(&self, address: &BackendAddr, pass: Pass, fault: Fault) {
+        let config = self.config.load();
+        let Some(passive) = config.passive.as_ref() else {
+            return;
         };
-        let h = self.entry(address);
-        let failures = h.passive_failures.fetch_add(1, Relaxed).saturating_add(1);
-        if failures < passive.failures {
-            return false;
-        }
-        h.passive_failures.store(0, Relaxed);
-        // Active checks must pass again from here to end the cool-down early.
-        h.passes.store(0, Relaxed);
-        let until = self.now_ms() + u64::try_from(passive.cooldown.as_millis()).unwrap_or(u64::MAX);
-        h.ejected_until_ms.store(until, Relaxed);
-        tracing::warn!(backend = %address, failures, cooldown = ?passive.cooldown,
-            "backend taken out of traffic after consecutive failures");
-        true
+        let cause = Cause {
+            threshold: passive.failures,
+            now_ms: self.now_ms(),
+            cooldown_ms: millis(passive.cooldown),
+        };
+        self.entry(address)
+            .request_failed(address, pass, fault, &cause);
     }
 
     /// Whether `status` from a backend counts as a passive failure.
@@ -185,11 +212,11 @@ impl Health {
             .as_ref()
             .is_some_and(|p| p.failure_statuses.contains(&status))
     }
-
-    /// Forget backends that left the membership.
-    pub fn retain(&self, snapshot: &Snapshot) {
-        let current: std::collections::HashSet<&BackendAddr> =
-            snapshot.backends().iter().map(|b| &b.address).collect();
-        self.backends.retain(|address, _| current.contains(address));
-    }
 }
+
+fn millis(duration: std::time::Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests;

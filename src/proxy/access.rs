@@ -1,46 +1,210 @@
-//! The end of a request: body byte counts go to the backend's counters and,
-//! when the access log is on (and the request is sampled), one line goes to
-//! the `switchyard::access` tracing target, written when the response body
-//! is done so that it has the bytes and the full duration.
+//! The end of a request: what it did ([`Trace`]), its byte counts and
+//! duration for the counters, and, when the access log is on (and the
+//! request is sampled), one line on the `switchyard::access` tracing target,
+//! written when the response body is done so that it has the bytes and the
+//! full duration.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use http::{Method, StatusCode};
+use http::{header, HeaderValue, Method, Request, StatusCode, Version};
+use tokio_util::sync::CancellationToken;
 
-use crate::telemetry::BackendInFlight;
+use super::body::{BodyEnds, BodyProgress};
+use super::client_io::InFlight;
+use super::error::CLIENT_GONE;
+use super::upstream::Lease;
+use crate::routing::{Backend, RoutingKey, Rule};
+use crate::telemetry::{BackendInFlight, Durations, Telemetry};
 
-/// What the access log says about one request (filled in as phases run).
+/// What one request did, filled in as its phases run.
+#[derive(Debug, Default)]
+pub struct Trace {
+    /// Whether the access log writes this request (then `key` is kept).
+    pub log: bool,
+    pub key: Option<(RoutingKey, Rule)>,
+    /// The backend that got the request (counted in flight until the
+    /// response body is done).
+    pub backend: Option<BackendInFlight>,
+    /// Time from sending the request to the backend's response head.
+    pub upstream_latency: Option<Duration>,
+    /// The request body's progress (only for requests with a body).
+    pub body: Option<Arc<BodyProgress>>,
+    /// The backend's drain-timeout signal.
+    pub closing: Option<CancellationToken>,
+    /// The backend connection, back to the pool when the body is done.
+    pub lease: Option<Lease>,
+    /// Backends that failed this request (could not connect, or broke the
+    /// exchange), in the order tried.
+    pub failed: Vec<Arc<Backend>>,
+}
+
+/// What the access log says about one request.
 #[derive(Debug)]
 pub struct AccessRecord {
-    pub started: Instant,
     pub client: SocketAddr,
     pub method: Method,
+    pub version: Version,
     pub host: String,
     pub path: String,
+    /// The query string without `?` (empty when there is none).
+    pub query: String,
+    pub user_agent: String,
+    pub referer: String,
+    pub request_id: String,
     pub key: String,
     pub rule: &'static str,
     pub backend: String,
-    pub status: StatusCode,
+    /// Backends that failed this request, comma-separated (`-` for none).
+    pub failed: String,
+    pub upstream: Option<Duration>,
+}
+
+impl AccessRecord {
+    /// The fields known before routing.
+    pub fn of<B>(req: &Request<B>, client: SocketAddr, request_id: &HeaderValue) -> AccessRecord {
+        let text = |name: header::HeaderName| {
+            req.headers().get(name).map_or_else(
+                || "-".to_owned(),
+                |h| String::from_utf8_lossy(h.as_bytes()).into_owned(),
+            )
+        };
+        let host = req
+            .headers()
+            .get(header::HOST)
+            .map(|h| String::from_utf8_lossy(h.as_bytes()).into_owned())
+            .or_else(|| req.uri().authority().map(|a| a.to_string()))
+            .unwrap_or_default();
+        AccessRecord {
+            client,
+            method: req.method().clone(),
+            version: req.version(),
+            host,
+            path: req.uri().path().to_owned(),
+            query: req.uri().query().unwrap_or_default().to_owned(),
+            user_agent: text(header::USER_AGENT),
+            referer: text(header::REFERER),
+            request_id: String::from_utf8_lossy(request_id.as_bytes()).into_owned(),
+            key: String::new(),
+            rule: "-",
+            backend: "-".to_owned(),
+            failed: "-".to_owned(),
+            upstream: None,
+        }
+    }
+}
+
+/// A request until its response head is ready. If hyper drops it first
+/// (its client closed the connection or reset the stream), it is still
+/// counted and logged, as `499`.
+pub struct Pending<'a> {
+    /// Filled in by the request's phases.
+    pub trace: Trace,
+    started: Instant,
+    telemetry: &'a Telemetry,
+    durations: &'a Arc<Durations>,
+    access: Option<AccessRecord>,
+    answered: bool,
+}
+
+impl<'a> Pending<'a> {
+    /// A request that started at `started`; `access` when it is logged.
+    pub fn new(
+        telemetry: &'a Telemetry,
+        durations: &'a Arc<Durations>,
+        started: Instant,
+        access: Option<AccessRecord>,
+    ) -> Self {
+        let trace = Trace {
+            log: access.is_some(),
+            ..Trace::default()
+        };
+        Pending {
+            trace,
+            started,
+            telemetry,
+            durations,
+            access,
+            answered: false,
+        }
+    }
+
+    /// The response head is ready with `status`: count it, and hand its
+    /// body what it holds until it is done.
+    pub fn answered(mut self, status: StatusCode, in_flight: InFlight) -> BodyEnds {
+        let completion = self.finish(status);
+        BodyEnds {
+            in_flight: Some(in_flight),
+            completion,
+            closing: self.trace.closing.take(),
+            lease: self.trace.lease.take(),
+        }
+    }
+
+    fn finish(&mut self, status: StatusCode) -> Completion {
+        self.answered = true;
+        let trace = &mut self.trace;
+        self.telemetry
+            .finish(trace.backend.as_ref(), status, trace.upstream_latency);
+        let access = self.access.take().map(|mut record| {
+            if let Some((key, rule)) = &trace.key {
+                record.key = key.as_str().to_owned();
+                record.rule = rule.as_str();
+            }
+            if let Some(backend) = &trace.backend {
+                record.backend = backend.address().to_string();
+            }
+            if !trace.failed.is_empty() {
+                let failed: Vec<&str> = trace.failed.iter().map(|b| b.address.as_str()).collect();
+                record.failed = failed.join(",");
+            }
+            record.upstream = trace.upstream_latency;
+            Box::new(record)
+        });
+        Completion {
+            started: self.started,
+            status,
+            backend: trace.backend.take(),
+            body: trace.body.take(),
+            bytes_out: 0,
+            durations: Arc::clone(self.durations),
+            access,
+        }
+    }
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        if !self.answered {
+            let gone = StatusCode::from_u16(CLIENT_GONE).expect("499 is a status code");
+            drop(self.finish(gone));
+        }
+    }
 }
 
 /// Held by the response body; on drop (body sent or abandoned) it counts
-/// the bytes and writes the access-log line.
-#[derive(Debug, Default)]
+/// the bytes and the duration and writes the access-log line.
+#[derive(Debug)]
 pub struct Completion {
+    pub started: Instant,
+    pub status: StatusCode,
     pub backend: Option<BackendInFlight>,
-    /// Request body bytes sent to the backend (counted by the request body).
-    pub bytes_in: Option<Arc<AtomicU64>>,
+    /// The request body's progress (bytes sent to the backend).
+    pub body: Option<Arc<BodyProgress>>,
     /// Response body bytes sent to the client.
     pub bytes_out: u64,
+    /// This worker's request-duration histograms.
+    pub durations: Arc<Durations>,
     pub access: Option<Box<AccessRecord>>,
 }
 
 impl Drop for Completion {
     fn drop(&mut self) {
-        let bytes_in = self.bytes_in.as_ref().map_or(0, |b| b.load(Relaxed));
+        let elapsed = self.started.elapsed();
+        self.durations.observe(self.status, elapsed);
+        let bytes_in = self.body.as_ref().map_or(0, |b| b.bytes.load(Relaxed));
         if let Some(backend) = &self.backend {
             backend.add_bytes(bytes_in, self.bytes_out);
         }
@@ -49,18 +213,30 @@ impl Drop for Completion {
                 target: "switchyard::access",
                 client = %r.client,
                 method = %r.method,
+                version = ?r.version,
                 host = %r.host,
                 path = %r.path,
+                query = %r.query,
+                user_agent = %r.user_agent,
+                referer = %r.referer,
+                request_id = %r.request_id,
                 key = %r.key,
                 rule = r.rule,
                 backend = %r.backend,
-                status = r.status.as_u16(),
+                failed = %r.failed,
+                status = self.status.as_u16(),
                 bytes_in,
                 bytes_out = self.bytes_out,
-                duration_ms = r.started.elapsed().as_secs_f64() * 1000.0,
+                upstream_ms = r.upstream.map(millis),
+                duration_ms = millis(elapsed),
             );
         }
     }
+}
+
+/// Milliseconds, rounded to the microsecond.
+fn millis(duration: Duration) -> f64 {
+    duration.as_micros() as f64 / 1000.0
 }
 
 /// Exact-rate sampling without randomness: request `n` is logged when
@@ -91,5 +267,11 @@ mod tests {
         let logged = (0..1000).filter(|_| sampler.sample(0.1)).count();
         assert_eq!(logged, 100);
         assert!((0..10).all(|_| sampler.sample(1.0)));
+    }
+
+    #[test]
+    fn durations_are_rounded_to_the_microsecond() {
+        assert_eq!(millis(Duration::from_nanos(1_234_567)), 1.234);
+        assert_eq!(millis(Duration::from_micros(7)), 0.007);
     }
 }

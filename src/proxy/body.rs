@@ -2,7 +2,7 @@
 
 use std::pin::Pin;
 use std::sync::atomic::AtomicU64;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -10,17 +10,19 @@ use http_body::{Body, Frame, SizeHint};
 use http_body_util::{BodyExt, Full};
 use tokio::sync::oneshot;
 
-use super::access::Completion;
 use std::future::Future;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
+use super::access::Completion;
+use super::client_io::InFlight;
+use super::error::BodyFault;
+
 /// Why a response was cut short.
 const DRAINED: &str = "the backend was drained and its drain timeout passed";
-use super::client_io::InFlight;
 use super::upstream::{BoxError, Lease, UpstreamBody};
 
 /// What a response body holds until it is done (sent or abandoned).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct BodyEnds {
     /// Keeps the request counted as in flight on its client connection (so
     /// the connection's idle deadline does not run).
@@ -112,48 +114,76 @@ impl Body for ResponseBody {
     }
 }
 
+/// What became of a request body on its way to a backend: the bytes sent
+/// and, if the client's side of it failed, why. Read after a failed
+/// exchange to tell a client's fault from the backend's.
+#[derive(Debug, Default)]
+pub struct BodyProgress {
+    /// Data bytes sent to the backend.
+    pub bytes: AtomicU64,
+    fault: OnceLock<BodyFault>,
+}
+
+impl BodyProgress {
+    /// Why the client's body failed, if it did.
+    pub fn fault(&self) -> Option<BodyFault> {
+        self.fault.get().copied()
+    }
+}
+
 pin_project_lite::pin_project! {
-    /// A request body sent to a backend that reports when it has been sent
-    /// completely (or abandoned): the response-header timeout starts then, so
-    /// a slow 100 MB upload is not mistaken for a slow backend.
+    /// A request body sent to a backend. It reports when it has been sent
+    /// completely (or abandoned), so the response-header timeout starts then
+    /// and a slow 100 MB upload is not mistaken for a slow backend; and it
+    /// records the client's failures in its [`BodyProgress`] as they pass.
     pub struct SentSignal<B> {
         #[pin]
         inner: B,
         done: Option<oneshot::Sender<()>>,
-        sent: Option<Arc<AtomicU64>>,
+        progress: Option<Arc<BodyProgress>>,
     }
 }
 
 impl<B> SentSignal<B> {
     /// Wrap `inner`; the receiver resolves (with `Ok` or `Err`) once the
-    /// body has ended or been dropped. Data bytes are added to `sent`.
-    pub fn new(inner: B, sent: Option<Arc<AtomicU64>>) -> (Self, oneshot::Receiver<()>) {
+    /// body has ended or been dropped.
+    pub fn new(inner: B, progress: Option<Arc<BodyProgress>>) -> (Self, oneshot::Receiver<()>) {
         let (tx, rx) = oneshot::channel();
         (
             SentSignal {
                 inner,
                 done: Some(tx),
-                sent,
+                progress,
             },
             rx,
         )
     }
 }
 
-impl<B: Body<Data = Bytes>> Body for SentSignal<B> {
+impl<B: Body<Data = Bytes, Error = BoxError>> Body for SentSignal<B> {
     type Data = Bytes;
-    type Error = B::Error;
+    type Error = BoxError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.project();
         let polled = this.inner.poll_frame(cx);
-        if let (Poll::Ready(Some(Ok(frame))), Some(sent)) = (&polled, this.sent.as_ref()) {
-            if let Some(data) = frame.data_ref() {
-                sent.fetch_add(data.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        match (&polled, this.progress.as_ref()) {
+            (Poll::Ready(Some(Ok(frame))), Some(progress)) => {
+                if let Some(data) = frame.data_ref() {
+                    progress
+                        .bytes
+                        .fetch_add(data.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                }
             }
+            (Poll::Ready(Some(Err(err))), Some(progress)) => {
+                // Every error here comes from the client's side: record it
+                // before hyper turns it into a failed exchange.
+                let _ = progress.fault.set(BodyFault::of(&**err));
+            }
+            _ => {}
         }
         if matches!(polled, Poll::Ready(None) | Poll::Ready(Some(Err(_)))) {
             if let Some(tx) = this.done.take() {

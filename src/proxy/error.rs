@@ -19,9 +19,10 @@ pub enum ProxyError {
     /// `CONNECT`: switchyard is not a forward proxy.
     #[error("CONNECT is not supported")]
     Connect,
-    /// The request body is larger than `limits.max_body_bytes`.
-    #[error("request body too large")]
-    BodyTooLarge,
+    /// The client's request body failed on its way (downstream's fault;
+    /// never counted against the backend).
+    #[error("{0}")]
+    Body(#[from] BodyFault),
     /// No backend is active.
     #[error("no backend available")]
     NoBackends,
@@ -33,13 +34,75 @@ pub enum ProxyError {
     GatewayTimeout,
 }
 
+/// How a client's request body failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BodyFault {
+    /// Bad chunk framing, or a body that does not match its length.
+    #[error("malformed request body")]
+    Malformed,
+    /// Larger than `limits.max_body_bytes`.
+    #[error("request body too large")]
+    TooLarge,
+    /// The client closed or reset the connection (or the stream) mid-body:
+    /// there is nobody to answer.
+    #[error("the client went away before sending its whole body")]
+    Gone,
+}
+
+/// Logged (never sent) for a request whose client went away: nginx's
+/// "client closed request".
+pub const CLIENT_GONE: u16 = 499;
+
+impl BodyFault {
+    /// Classify an error that came out of a client's request body.
+    pub fn of(err: &(dyn std::error::Error + 'static)) -> BodyFault {
+        let mut source = Some(err);
+        while let Some(e) = source {
+            if e.is::<http_body_util::LengthLimitError>() {
+                return BodyFault::TooLarge;
+            }
+            if let Some(io) = e.downcast_ref::<std::io::Error>() {
+                // hyper's body decoder: InvalidInput / InvalidData for bad
+                // framing, UnexpectedEof when the connection ended mid-body.
+                return match io.kind() {
+                    std::io::ErrorKind::InvalidInput | std::io::ErrorKind::InvalidData => {
+                        BodyFault::Malformed
+                    }
+                    _ => BodyFault::Gone,
+                };
+            }
+            if e.downcast_ref::<hyper::Error>()
+                .is_some_and(hyper::Error::is_parse)
+            {
+                return BodyFault::Malformed;
+            }
+            source = e.source();
+        }
+        BodyFault::Gone
+    }
+
+    fn status(self) -> StatusCode {
+        match self {
+            BodyFault::Malformed => StatusCode::BAD_REQUEST,
+            BodyFault::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            BodyFault::Gone => StatusCode::from_u16(CLIENT_GONE).expect("499 is a status code"),
+        }
+    }
+}
+
+/// The service error for a request whose client went away: hyper closes
+/// the connection without writing a response.
+#[derive(Debug, thiserror::Error)]
+#[error("the client went away mid-request")]
+pub struct ClientGone;
+
 impl ProxyError {
     /// The HTTP status this error is answered with.
     pub fn status(&self) -> StatusCode {
         match self {
             ProxyError::Key(_) | ProxyError::Framing(_) => StatusCode::BAD_REQUEST,
             ProxyError::Connect => StatusCode::METHOD_NOT_ALLOWED,
-            ProxyError::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ProxyError::Body(fault) => fault.status(),
             ProxyError::NoBackends => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::BadGateway => StatusCode::BAD_GATEWAY,
             ProxyError::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
@@ -63,7 +126,7 @@ impl ProxyError {
             // After ambiguous framing, an unread body or a refused CONNECT
             // (whose client may already be sending tunnel bytes) the rest of
             // the stream cannot be trusted.
-            ProxyError::Framing(_) | ProxyError::BodyTooLarge | ProxyError::Connect => {
+            ProxyError::Framing(_) | ProxyError::Body(_) | ProxyError::Connect => {
                 headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
             }
             _ => {}

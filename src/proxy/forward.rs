@@ -1,9 +1,7 @@
-//! Phase 4, forward: the request goes to the key's first candidate that is
-//! not down and accepts a connection, and comes back with the response head.
+//! Phase 4, forward: the request goes to the picked candidate, failing over
+//! to the key's next ones while connecting fails, and comes back with the
+//! response head.
 //!
-//! - Candidates are taken in the key's hash order, skipping backends that
-//!   health checks took out (if every candidate is down, the first is tried
-//!   anyway: better a try than a certain `503`).
 //! - A connection that cannot be made costs nothing but time: the untouched
 //!   request goes to the next candidate (`failover.tries` in all).
 //! - A request is sent again only when that cannot duplicate it: hyper gave
@@ -11,6 +9,11 @@
 //!   reused keep-alive connection that the backend closed before answering
 //!   (the keep-alive race). Then once, on a fresh connection. A POST is
 //!   never sent twice.
+//! - Every outcome is sorted by whose fault it is. The backend's own
+//!   failures (refused or reset connections, invalid responses, timeouts,
+//!   `failure_statuses`) are health evidence; a client whose body breaks or
+//!   who goes away is answered (`400`, `413`) or dropped, and the backend's
+//!   health is not touched.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -22,10 +25,13 @@ use hyper::body::Incoming;
 use hyper::client::conn::TrySendError;
 use tokio::sync::oneshot;
 
-use super::error::ProxyError;
-use super::handler::Trace;
+use super::access::Trace;
+use super::body::BodyProgress;
+use super::error::{BodyFault, ProxyError};
+use super::pick::next_candidate;
 use super::upstream::{Sender, UpstreamBody};
 use super::Proxy;
+use crate::health::{Fault, Pass};
 use crate::routing::{Backend, RoutingKey, Snapshot};
 
 type SendResult = Result<Response<Incoming>, TrySendError<Request<UpstreamBody>>>;
@@ -34,52 +40,29 @@ type SendResult = Result<Response<Incoming>, TrySendError<Request<UpstreamBody>>
 enum Failure {
     /// The backend could not be reached and the request was not sent (it
     /// can go to the next candidate).
-    Unreachable(Box<Request<UpstreamBody>>),
-    Failed(ProxyError),
-}
-
-impl From<ProxyError> for Failure {
-    fn from(err: ProxyError) -> Self {
-        Failure::Failed(err)
-    }
-}
-
-/// The key's first candidate that is not down (or the first, if all are).
-pub fn pick_backend(
-    proxy: &Proxy,
-    snapshot: &Snapshot,
-    key: &RoutingKey,
-) -> Result<Arc<Backend>, ProxyError> {
-    let first = snapshot.pick(key).ok_or(ProxyError::NoBackends)?;
-    if !proxy.health.is_down(&first.address) {
-        return Ok(Arc::clone(first));
-    }
-    proxy.telemetry.failed_over(&first.address);
-    let up = snapshot
-        .candidates(key, usize::MAX)
-        .into_iter()
-        .find(|b| !proxy.health.is_down(&b.address));
-    Ok(Arc::clone(up.unwrap_or(first)))
+    Unreachable(Box<Request<UpstreamBody>>, Fault),
+    /// The backend failed after the request went out.
+    Backend(Fault, ProxyError),
+    /// The client's body failed: the client's fault, not the backend's.
+    Client(BodyFault),
 }
 
 impl Proxy {
-    /// Send `req` to `first`, failing over to the key's next candidates
-    /// while connecting fails.
+    /// Send `req` to `first` (let through as `pass`), failing over to the
+    /// key's next candidates while connecting fails.
     pub(super) async fn forward(
         &self,
         snapshot: &Snapshot,
         key: &RoutingKey,
-        first: Arc<Backend>,
+        (first, pass): (Arc<Backend>, Pass),
         mut req: Request<UpstreamBody>,
         body_sent: oneshot::Receiver<()>,
         trace: &mut Trace,
     ) -> Result<(Arc<Backend>, Response<Incoming>), ProxyError> {
-        let mut backend = first;
-        let mut tried: Vec<Arc<Backend>> = Vec::new();
+        let (mut backend, mut pass) = (first, pass);
         let mut body_sent = Some(body_sent);
         loop {
-            let connected = self.upstreams.checkout(&backend.address).await;
-            let err = match connected {
+            let fault = match self.upstreams.checkout(&backend.address).await {
                 Ok(checkout) => {
                     trace.backend = Some(self.telemetry.start(&backend));
                     trace.closing = Some(self.drains.token(&backend.address));
@@ -92,10 +75,11 @@ impl Proxy {
                             req,
                             &mut body_sent,
                         )
-                        .await;
+                        .await
+                        .map_err(|failure| blame(failure, trace.body.as_deref()));
                     match result {
                         Ok((response, sender)) => {
-                            self.observe(&backend, Ok(response.status()));
+                            self.observe(&backend, pass, response.status());
                             // An upgraded connection belongs to its tunnel.
                             if response.status() != StatusCode::SWITCHING_PROTOCOLS {
                                 trace.lease =
@@ -104,63 +88,48 @@ impl Proxy {
                             trace.upstream_latency = Some(started.elapsed());
                             return Ok((backend, response));
                         }
-                        Err(Failure::Failed(err)) => {
-                            self.observe(&backend, Err(&err));
+                        Err(Failure::Client(fault)) => return Err(fault.into()),
+                        Err(Failure::Backend(fault, err)) => {
+                            tracing::warn!(backend = %backend.address, %fault, "backend exchange failed");
+                            self.health.request_failed(&backend.address, pass, fault);
+                            trace.failed.push(backend);
                             return Err(err);
                         }
-                        Err(Failure::Unreachable(unsent)) => {
+                        Err(Failure::Unreachable(unsent, fault)) => {
                             trace.backend = None;
                             req = *unsent;
-                            "the kept-alive connection closed and a new one failed".to_owned()
+                            fault
                         }
                     }
                 }
-                Err(err) => err.to_string(),
+                Err(err) => err.fault(),
             };
             self.telemetry.connect_failed(&backend.address);
-            self.health.request_failed(&backend.address);
-            tried.push(Arc::clone(&backend));
-            let next = (tried.len() < self.settings.load().tries)
-                .then(|| self.next_candidate(snapshot, key, &tried))
+            self.health.request_failed(&backend.address, pass, fault);
+            trace.failed.push(Arc::clone(&backend));
+            let next = (trace.failed.len() < self.settings.load().tries)
+                .then(|| next_candidate(self, snapshot, key, &trace.failed))
                 .flatten();
             let Some(next) = next else {
-                tracing::warn!(backend = %backend.address, %err, "backend unreachable; no candidate left");
+                tracing::warn!(backend = %backend.address, %fault, "backend unreachable; no candidate left");
                 return Err(ProxyError::BadGateway);
             };
-            tracing::warn!(backend = %backend.address, %err, next = %next.address,
+            tracing::warn!(backend = %backend.address, %fault, next = %next.0.address,
                 "backend unreachable; failing over");
             self.telemetry.failed_over(&backend.address);
-            backend = next;
+            (backend, pass) = next;
         }
     }
 
-    /// The key's next candidate that was not tried and is not down.
-    fn next_candidate(
-        &self,
-        snapshot: &Snapshot,
-        key: &RoutingKey,
-        tried: &[Arc<Backend>],
-    ) -> Option<Arc<Backend>> {
-        snapshot
-            .candidates(key, usize::MAX)
-            .into_iter()
-            .find(|b| {
-                !tried.iter().any(|t| t.address == b.address) && !self.health.is_down(&b.address)
-            })
-            .cloned()
-    }
-
-    /// Feed the outcome of an exchange to passive health checks.
-    fn observe(&self, backend: &Backend, outcome: Result<StatusCode, &ProxyError>) {
-        let failed = match outcome {
-            Ok(status) => self.health.is_failure_status(status.as_u16()),
-            Err(ProxyError::BadGateway | ProxyError::GatewayTimeout) => true,
-            Err(_) => false,
-        };
-        if failed {
-            self.health.request_failed(&backend.address);
+    /// Feed a backend's response status to passive health checks.
+    fn observe(&self, backend: &Backend, pass: Pass, status: StatusCode) {
+        let status = status.as_u16();
+        if self.health.is_failure_status(status) {
+            self.health
+                .request_failed(&backend.address, pass, Fault::Status(status));
         } else {
-            self.health.request_succeeded(&backend.address);
+            self.health
+                .request_succeeded(&backend.address, pass, status);
         }
     }
 
@@ -183,20 +152,20 @@ impl Proxy {
                     .take_message()
                     .or_else(|| head.map(|h| h.map(|()| empty())));
                 let Some(req) = again else {
-                    return Err(classify_send_error(backend, &err.into_error()).into());
+                    return Err(exchange_failed(&err.into_error()));
                 };
                 tracing::debug!(backend = %backend.address, err = %err.error(), "resending on a fresh connection");
                 self.telemetry.retried(&backend.address);
-                let Ok(mut fresh) = self.upstreams.connect(&backend.address).await else {
-                    return Err(Failure::Unreachable(Box::new(req)));
+                let mut fresh = match self.upstreams.connect(&backend.address).await {
+                    Ok(fresh) => fresh,
+                    Err(e) => return Err(Failure::Unreachable(Box::new(req), e.fault())),
                 };
                 let result = self.send(&mut fresh, req, body_sent).await?;
                 (result, fresh)
             }
             ok => (ok, sender),
         };
-        let response =
-            result.map_err(|err| Failure::from(classify_send_error(backend, &err.into_error())))?;
+        let response = result.map_err(|err| exchange_failed(&err.into_error()))?;
         Ok((response, sender))
     }
 
@@ -207,7 +176,7 @@ impl Proxy {
         sender: &mut Sender,
         req: Request<UpstreamBody>,
         body_sent: &mut Option<oneshot::Receiver<()>>,
-    ) -> Result<SendResult, ProxyError> {
+    ) -> Result<SendResult, Failure> {
         let response = sender.try_send_request(req);
         tokio::pin!(response);
         if let Some(signal) = body_sent.as_mut() {
@@ -219,8 +188,30 @@ impl Proxy {
         let limit = self.settings.load().response_header_timeout;
         tokio::time::timeout(limit, response)
             .await
-            .map_err(|_| ProxyError::GatewayTimeout)
+            .map_err(|_| Failure::Backend(Fault::ResponseTimeout, ProxyError::GatewayTimeout))
     }
+}
+
+/// Whose fault a failed exchange is: when the client's body failed on its
+/// way, the client's, whatever hyper made of it.
+fn blame(failure: Failure, body: Option<&BodyProgress>) -> Failure {
+    match (failure, body.and_then(BodyProgress::fault)) {
+        (Failure::Backend(..), Some(fault)) => Failure::Client(fault),
+        (failure, _) => failure,
+    }
+}
+
+/// A failed exchange, as the backend's fault (see [`blame`] for the client's).
+fn exchange_failed(err: &hyper::Error) -> Failure {
+    let fault = if err.is_parse() {
+        Fault::InvalidResponse
+    } else if err.is_timeout() {
+        Fault::ResponseTimeout
+    } else {
+        Fault::ClosedEarly
+    };
+    tracing::debug!(%err, "exchange failed");
+    Failure::Backend(fault, ProxyError::BadGateway)
 }
 
 fn is_idempotent(method: &Method) -> bool {
@@ -244,16 +235,4 @@ fn empty() -> UpstreamBody {
     http_body_util::Empty::new()
         .map_err(|never| match never {})
         .boxed()
-}
-
-fn classify_send_error(backend: &Backend, err: &hyper::Error) -> ProxyError {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
-    while let Some(e) = source {
-        if e.is::<http_body_util::LengthLimitError>() {
-            return ProxyError::BodyTooLarge;
-        }
-        source = e.source();
-    }
-    tracing::warn!(backend = %backend.address, %err, "backend exchange failed");
-    ProxyError::BadGateway
 }

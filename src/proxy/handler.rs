@@ -1,12 +1,10 @@
 //! One proxied request, in named phases that read top to bottom:
 //! [`routing_key_of`] → [`pick_backend`] → [`prepare_request`] → `forward`
-//! → [`prepare_response`] → `log`.
+//! → [`prepare_response`] → `log` (when the response body is done, see
+//! [`super::access`]).
 
-use std::convert::Infallible;
-use std::net::SocketAddr;
-use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use http::{header, HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
 use http_body::Body as _;
@@ -15,18 +13,19 @@ use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 
-use super::access::{AccessRecord, Completion, Sampler};
-use super::body::{BodyEnds, ResponseBody, SentSignal};
+use super::access::{AccessRecord, Pending, Sampler, Trace};
+use super::body::{BodyProgress, ResponseBody, SentSignal};
 use super::client_io::{ConnShared, InFlight};
 use super::drain::Drains;
-use super::error::ProxyError;
-use super::forward::pick_backend;
+use super::error::{BodyFault, ClientGone, ProxyError};
 use super::headers::{self, PeerIp};
-use super::upstream::{Lease, UpstreamBody, Upstreams};
+use super::pick::pick_backend;
+use super::request_id;
+use super::upstream::{UpstreamBody, Upstreams};
 use crate::config::{ProxySettings, SharedSettings};
 use crate::health::Health;
-use crate::routing::{routing_key, BackendPool, KeyError, KeyInput, ReloadScope, RoutingKey, Rule};
-use crate::telemetry::{BackendInFlight, Telemetry};
+use crate::routing::{routing_key_of, BackendPool, KeyError};
+use crate::telemetry::{BackendInFlight, Durations, Telemetry};
 
 /// Everything the request path reads: the pool, the settings, the
 /// connections, and the counters it updates.
@@ -44,6 +43,8 @@ pub struct Proxy {
     pub sampler: Arc<Sampler>,
     /// Drain-timeout signals per backend.
     pub drains: Arc<Drains>,
+    /// This worker's request-duration histograms (summed on a scrape).
+    pub durations: Arc<Durations>,
 }
 
 impl Proxy {
@@ -61,10 +62,11 @@ impl Proxy {
             pool,
             settings,
             connections: Arc::new(tokio::sync::Semaphore::new(max_connections)),
-            telemetry,
             health,
             sampler: Arc::default(),
             drains: Arc::default(),
+            durations: telemetry.worker_durations(),
+            telemetry,
         }
     }
 
@@ -80,104 +82,43 @@ impl Proxy {
             health: Arc::clone(&self.health),
             sampler: Arc::clone(&self.sampler),
             drains: Arc::clone(&self.drains),
+            durations: self.telemetry.worker_durations(),
         }
     }
 }
 
-/// What one request did, for the counters and the access log.
-#[derive(Debug, Default)]
-pub(super) struct Trace {
-    /// Whether the access log writes this request (then `key` is kept).
-    pub log: bool,
-    pub key: Option<(RoutingKey, Rule)>,
-    /// The backend that got the request (counted in flight until the
-    /// response body is done).
-    pub backend: Option<BackendInFlight>,
-    /// Time from sending the request to the backend's response head.
-    pub upstream_latency: Option<Duration>,
-    /// Request body bytes sent (only for requests with a body).
-    pub bytes_in: Option<Arc<AtomicU64>>,
-    /// The backend's drain-timeout signal.
-    pub closing: Option<tokio_util::sync::CancellationToken>,
-    /// The backend connection, back to the pool when the body is done.
-    pub lease: Option<Lease>,
-}
-
-/// The hyper service entry point for one request.
+/// The hyper service entry point for one request. A client that went away
+/// mid-body gets no response (hyper closes the connection); it is counted
+/// and logged as `499` all the same, as is a request hyper drops because
+/// its client left.
 pub async fn handle(
     proxy: Arc<Proxy>,
     conn: Arc<ConnShared>,
-    req: Request<Incoming>,
-) -> Result<Response<ResponseBody>, Infallible> {
-    let peer = conn.peer;
+    mut req: Request<Incoming>,
+) -> Result<Response<ResponseBody>, ClientGone> {
     let in_flight = conn.start_request();
     let started = Instant::now();
-    let method = req.method().clone();
-    let mut trace = Trace::default();
-    let access: Option<AccessRecord> = proxy
+    let request_id = request_id::ensure(req.headers_mut());
+    let access = proxy
         .settings
         .load()
         .access_log_sample
         .filter(|&rate| proxy.sampler.sample(rate))
-        .map(|_| access_record(&req, peer, started));
-    trace.log = access.is_some();
-    let response = match proxy.proxy_request(&conn, req, &mut trace).await {
-        Ok(response) => response,
+        .map(|_| AccessRecord::of(&req, conn.peer, &request_id));
+    let mut pending = Pending::new(&proxy.telemetry, &proxy.durations, started, access);
+    let (response, gone) = match proxy.proxy_request(&conn, req, &mut pending.trace).await {
+        Ok(response) => (response, false),
         Err(err) => {
-            tracing::debug!(%peer, %method, error = %err, "answered by the proxy");
-            err.into_response()
+            tracing::debug!(peer = %conn.peer, error = %err, "answered by the proxy");
+            let gone = matches!(err, ProxyError::Body(BodyFault::Gone));
+            (err.into_response(), gone)
         }
     };
-    proxy.telemetry.finish(
-        trace.backend.as_ref(),
-        response.status(),
-        trace.upstream_latency,
-    );
-    let access = access.map(|mut record| {
-        if let Some((key, rule)) = &trace.key {
-            record.key = key.as_str().to_owned();
-            record.rule = rule.as_str();
-        }
-        if let Some(backend) = &trace.backend {
-            record.backend = backend.address().to_string();
-        }
-        record.status = response.status();
-        Box::new(record)
-    });
-    let completion = Completion {
-        backend: trace.backend,
-        bytes_in: trace.bytes_in,
-        bytes_out: 0,
-        access,
-    };
-    let ends = BodyEnds {
-        in_flight: Some(in_flight),
-        completion,
-        closing: trace.closing,
-        lease: trace.lease,
-    };
-    Ok(response.map(|body| ResponseBody::new(body, ends)))
-}
-
-/// The access-log fields known before routing.
-fn access_record<B>(req: &Request<B>, client: SocketAddr, started: Instant) -> AccessRecord {
-    let host = req
-        .headers()
-        .get(header::HOST)
-        .map(|h| String::from_utf8_lossy(h.as_bytes()).into_owned())
-        .or_else(|| req.uri().authority().map(|a| a.to_string()))
-        .unwrap_or_default();
-    AccessRecord {
-        started,
-        client,
-        method: req.method().clone(),
-        host,
-        path: req.uri().path().to_owned(),
-        key: String::new(),
-        rule: "-",
-        backend: "-".to_owned(),
-        status: StatusCode::OK,
+    let ends = pending.answered(response.status(), in_flight);
+    if gone {
+        return Err(ClientGone);
     }
+    Ok(response.map(|body| ResponseBody::new(body, ends)))
 }
 
 impl Proxy {
@@ -202,23 +143,23 @@ impl Proxy {
             trace.key = Some((key.clone(), rule));
         }
         let snapshot = self.pool.load();
-        let first = pick_backend(self, &snapshot, &key)?;
+        let picked = pick_backend(self, &snapshot, &key)?;
         let client_upgrade = (req.version() == Version::HTTP_11
             && headers::wants_upgrade(req.headers()))
         .then(|| hyper::upgrade::on(&mut req));
         if !req.body().is_end_stream() {
-            trace.bytes_in = Some(Arc::default());
+            trace.body = Some(Arc::default());
         }
         let (req, body_sent) = prepare_request(
             req,
             &conn.peer_ip,
             &settings,
             client_upgrade.is_some(),
-            trace.bytes_in.clone(),
+            trace.body.clone(),
         )?;
         drop(settings);
         let (backend, mut response) = self
-            .forward(&snapshot, &key, first, req, body_sent, trace)
+            .forward(&snapshot, &key, picked, req, body_sent, trace)
             .await?;
         let upgraded = response.status() == StatusCode::SWITCHING_PROTOCOLS;
         if let (true, Some(client)) = (upgraded, client_upgrade) {
@@ -233,33 +174,6 @@ impl Proxy {
     }
 }
 
-/// Phase 1: the routing key, from the request's target, `Host` and path.
-pub fn routing_key_of<B>(
-    req: &Request<B>,
-    scope: &ReloadScope,
-) -> Result<(RoutingKey, Rule), KeyError> {
-    let mut hosts = req
-        .headers()
-        .get_all(header::HOST)
-        .iter()
-        .map(HeaderValue::as_bytes);
-    let first_two = [hosts.next(), hosts.next()];
-    let host_headers: &[&[u8]] = match first_two {
-        [None, _] => &[],
-        [Some(a), None] => &[a][..],
-        [Some(a), Some(b)] => &[a, b][..],
-    };
-    let authority = req.uri().authority().map(|a| a.as_str().as_bytes());
-    let is_h2 = req.version() == Version::HTTP_2;
-    let input = KeyInput {
-        absolute_authority: if is_h2 { None } else { authority },
-        h2_authority: if is_h2 { authority } else { None },
-        host_headers,
-        path: req.uri().path().as_bytes(),
-    };
-    routing_key(&input, scope)
-}
-
 /// Phase 3: the request as the backend sees it: same method, path, query,
 /// `Host` and body; origin-form target; hop-by-hop headers removed;
 /// `X-Forwarded-*` set. Returns a receiver that fires once the body is sent.
@@ -268,13 +182,13 @@ pub fn prepare_request(
     peer: &PeerIp,
     settings: &ProxySettings,
     upgrade: bool,
-    bytes_sent: Option<Arc<AtomicU64>>,
+    progress: Option<Arc<BodyProgress>>,
 ) -> Result<(Request<UpstreamBody>, tokio::sync::oneshot::Receiver<()>), ProxyError> {
     let (mut parts, body) = req.into_parts();
     if let (Some(limit), Some(length)) = (settings.max_body_bytes, declared_length(&parts.headers))
     {
         if length > limit {
-            return Err(ProxyError::BodyTooLarge);
+            return Err(BodyFault::TooLarge.into());
         }
     }
     let host = match parts.headers.get(header::HOST) {
@@ -306,7 +220,7 @@ pub fn prepare_request(
         Some(limit) => Limited::new(body, limit as usize).boxed(),
         None => body.map_err(Into::into).boxed(),
     };
-    let (body, sent) = SentSignal::new(body, bytes_sent);
+    let (body, sent) = SentSignal::new(body, progress);
     Ok((Request::from_parts(parts, body.boxed()), sent))
 }
 

@@ -90,6 +90,7 @@ pub struct PeerIp {
 
 impl PeerIp {
     pub fn new(ip: IpAddr) -> Self {
+        let ip = ip.to_canonical();
         let text = HeaderValue::from_str(&ip.to_string()).expect("an IP address is a valid header");
         PeerIp { ip, text }
     }
@@ -103,7 +104,7 @@ pub fn set_forwarded(
     host: Option<&HeaderValue>,
     trusted: &[IpNet],
 ) {
-    let peer_trusted = trusted.iter().any(|net| net.contains(peer.ip));
+    let peer_trusted = crate::config::any_contains(trusted, peer.ip);
     let existing_for = peer_trusted
         .then(|| {
             let list: Vec<&str> = headers
@@ -213,7 +214,7 @@ mod tests {
         assert_eq!(h["x-forwarded-proto"], "http");
         assert_eq!(h["x-forwarded-host"], "a.example");
 
-        let trusted = ["10.0.0.0/8".parse().unwrap()];
+        let trusted = [crate::config::parse_net("10.0.0.0/8").unwrap()];
         let mut h = map(&[
             ("x-forwarded-for", "1.2.3.4"),
             ("x-forwarded-proto", "https"),

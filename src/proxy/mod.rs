@@ -6,14 +6,15 @@
 //!   connection, graceful shutdown).
 //! - [`client_io`]: per-connection deadlines and HTTP/1 head checks.
 //! - [`framing`]: ambiguous framing hyper would accept.
-//! - [`handler`]: the request phases; [`forward`]: candidates, failover,
-//!   safe resends.
+//! - [`handler`]: the request phases; [`pick`]: candidates by hash order
+//!   and health; [`forward`]: failover, safe resends, whose fault a failure is.
+//! - [`request_id`]: `X-Request-Id`, kept or made.
 //! - [`headers`]: hop-by-hop and `X-Forwarded-*` rewriting.
 //! - [`upstream`]: the keep-alive pool of backend connections.
 //! - [`body`], [`error`]: body wrappers; errors and their responses.
 //! - [`drain`]: closes a drained backend's leftovers after `timeouts.drain`.
-//! - [`access`]: byte counts and the access-log line, written when a
-//!   response body is done.
+//! - [`access`]: what a request did ([`access::Trace`]); byte counts,
+//!   durations and the access-log line, written when a response body is done.
 //!
 //! It reads the membership only through [`crate::routing::BackendPool::load`]
 //! and never touches the config file, the database or the admin API.
@@ -27,6 +28,8 @@ pub mod forward;
 pub mod framing;
 pub mod handler;
 pub mod headers;
+pub mod pick;
+pub mod request_id;
 pub mod upstream;
 pub mod workers;
 

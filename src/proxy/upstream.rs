@@ -23,6 +23,7 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use crate::config::SharedSettings;
+use crate::health::Fault;
 use crate::routing::BackendAddr;
 
 /// Boxed error of proxied bodies.
@@ -44,6 +45,17 @@ pub enum ConnectError {
     Io(#[from] io::Error),
     #[error("HTTP handshake failed: {0}")]
     Handshake(#[from] hyper::Error),
+}
+
+impl ConnectError {
+    /// The backend's fault this failure is evidence of.
+    pub fn fault(&self) -> Fault {
+        match self {
+            ConnectError::Timeout => Fault::ConnectTimeout,
+            ConnectError::Io(err) => Fault::of_connect(err),
+            ConnectError::Handshake(_) => Fault::ClosedEarly,
+        }
+    }
 }
 
 struct Idle {

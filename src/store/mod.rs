@@ -19,7 +19,7 @@ mod sql;
 use std::str::FromStr;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
-use sqlx::{Any, AnyPool, Row, Transaction};
+use sqlx::{Any, AnyPool, Connection, Row, Transaction};
 
 use sql::{bump, find, generation, insert, log, remove, set_state_and_weight};
 
@@ -45,7 +45,7 @@ pub enum StoreError {
     DuplicateAddress(String),
     #[error("no backend with id {0}")]
     NotFound(i64),
-    #[error("unsupported database URL {0:?}: use sqlite://PATH or postgres://...")]
+    #[error("unsupported database URL {}: use sqlite://PATH or postgres://...", crate::config::redact_url(.0))]
     UnsupportedUrl(String),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
@@ -104,6 +104,14 @@ impl Store {
             return Err(StoreError::UnsupportedUrl(url.to_owned()));
         };
         let sqlite = url.starts_with("sqlite:");
+        if !sqlite {
+            // The pool reports only "timed out" when it cannot connect; one
+            // direct attempt first says why (refused, authentication...).
+            let first = tokio::time::timeout(ACQUIRE_TIMEOUT, sqlx::AnyConnection::connect(&url))
+                .await
+                .map_err(|_| sqlx::Error::PoolTimedOut)??;
+            first.close().await?;
+        }
         let pool = AnyPoolOptions::new()
             .max_connections(if sqlite { 4 } else { 8 })
             .acquire_timeout(ACQUIRE_TIMEOUT)

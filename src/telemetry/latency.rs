@@ -45,6 +45,14 @@ impl Histogram {
 }
 
 impl HistogramSnapshot {
+    /// Add `other`'s observations to these.
+    pub fn add(&mut self, other: &HistogramSnapshot) {
+        for (mine, theirs) in self.buckets.iter_mut().zip(other.buckets) {
+            *mine += theirs;
+        }
+        self.sum_micros += other.sum_micros;
+    }
+
     /// Number of observations.
     pub fn count(&self) -> u64 {
         self.buckets.iter().sum()

@@ -6,7 +6,9 @@
 //! Labels are bounded: one series per backend address plus `none` for
 //! requests the proxy answered before choosing a backend; never per domain.
 
+pub mod history;
 pub mod latency;
+mod process;
 mod prometheus;
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
@@ -114,6 +116,25 @@ impl Drop for BackendInFlight {
     }
 }
 
+/// How long requests took as their clients saw them (from the request head
+/// to the end of the response body), by status class. One per worker
+/// thread, so that recording touches no other thread's cache lines.
+#[derive(Debug, Default)]
+pub struct Durations {
+    classes: [latency::Histogram; 5],
+}
+
+impl Durations {
+    /// Count one request.
+    pub fn observe(&self, status: StatusCode, elapsed: Duration) {
+        self.classes[class_of(status)].observe(elapsed);
+    }
+}
+
+fn class_of(status: StatusCode) -> usize {
+    usize::from(status.as_u16() / 100).clamp(1, 5) - 1
+}
+
 /// Every backend's counters, and the pool they are reported against.
 #[derive(Debug)]
 pub struct Telemetry {
@@ -125,6 +146,12 @@ pub struct Telemetry {
     reloads: [AtomicU64; 2],
     /// Client connections open now.
     client_connections: AtomicI64,
+    /// Every worker's request durations.
+    durations: std::sync::Mutex<Vec<Arc<Durations>>>,
+    /// When this process started serving (for `process_start_time_seconds`).
+    started: std::time::SystemTime,
+    /// The last five minutes, per backend.
+    pub history: history::History,
 }
 
 impl Telemetry {
@@ -137,7 +164,32 @@ impl Telemetry {
             health,
             reloads: Default::default(),
             client_connections: AtomicI64::new(0),
+            durations: std::sync::Mutex::default(),
+            started: std::time::SystemTime::now(),
+            history: history::History::default(),
         }
+    }
+
+    /// Request-duration histograms for one more worker thread.
+    pub fn worker_durations(&self) -> Arc<Durations> {
+        let durations = Arc::new(Durations::default());
+        self.durations
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Arc::clone(&durations));
+        durations
+    }
+
+    /// Request durations by status class, summed over the workers.
+    pub fn durations(&self) -> [HistogramSnapshot; 5] {
+        let workers = self.durations.lock().unwrap_or_else(|p| p.into_inner());
+        std::array::from_fn(|class| {
+            let mut sum = HistogramSnapshot::default();
+            for worker in workers.iter() {
+                sum.add(&worker.classes[class].snapshot());
+            }
+            sum
+        })
     }
 
     /// A client connection opened (`true`) or closed.
@@ -192,8 +244,7 @@ impl Telemetry {
             Some(guard) => &*guard.0,
             None => &self.unrouted,
         };
-        let class = usize::from(status.as_u16() / 100).clamp(1, 5) - 1;
-        stats.classes[class].fetch_add(1, Relaxed);
+        stats.classes[class_of(status)].fetch_add(1, Relaxed);
         if let Some(latency) = latency {
             stats.latency.observe(latency);
         }
@@ -210,6 +261,11 @@ impl Telemetry {
     /// Counters of requests answered before a backend was chosen.
     pub fn unrouted(&self) -> StatsSnapshot {
         self.unrouted.snapshot()
+    }
+
+    /// When this process started.
+    pub fn started(&self) -> std::time::SystemTime {
+        self.started
     }
 
     /// Forget backends that left the membership (bounds memory under churn).

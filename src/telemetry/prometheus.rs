@@ -2,13 +2,14 @@
 //! from the atomics on each scrape by a `prometheus-client` collector.
 
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
-use super::latency::BOUNDS_MICROS;
+use super::latency::{HistogramSnapshot, BOUNDS_MICROS};
 use super::{StatsSnapshot, Telemetry, CLASSES};
+use crate::health::{HealthState, HealthView};
 use crate::routing::BackendState;
 
 pub use prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
@@ -93,17 +94,86 @@ impl Collector for Telemetry {
             }
         }
 
-        let mut health = encoder.encode_descriptor(
+        let members = snapshot.backends();
+        let views: Vec<HealthView> = members
+            .iter()
+            .map(|m| self.health.view(&m.address))
+            .collect();
+        let mut up = encoder.encode_descriptor(
             "switchyard_backend_up",
-            "1 unless health checks took the backend out of traffic",
+            "1 unless the backend is down (health checks took it out of traffic)",
             None,
             MetricType::Gauge,
         )?;
-        for (member, (backend, _)) in snapshot.backends().iter().zip(backends) {
-            let up = i64::from(!self.health.is_down(&member.address));
-            health
+        for ((backend, _), view) in backends.iter().zip(&views) {
+            up.encode_family(&[("backend", backend.as_str())])?
+                .encode_gauge(&i64::from(view.state != HealthState::Down))?;
+        }
+        let mut health = encoder.encode_descriptor(
+            "switchyard_backend_health",
+            "1 for the backend's health state (up, down or unknown), 0 for the others",
+            None,
+            MetricType::Gauge,
+        )?;
+        for ((backend, _), view) in backends.iter().zip(&views) {
+            for state in [HealthState::Up, HealthState::Down, HealthState::Unknown] {
+                health
+                    .encode_family(&[("backend", backend.as_str()), ("state", state.as_str())])?
+                    .encode_gauge(&i64::from(view.state == state))?;
+            }
+        }
+        let mut since = encoder.encode_descriptor(
+            "switchyard_backend_health_since_seconds",
+            "When the backend entered its health state (seconds since the Unix epoch)",
+            None,
+            MetricType::Gauge,
+        )?;
+        for ((backend, _), view) in backends.iter().zip(&views) {
+            let at = view
+                .since
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64());
+            since
                 .encode_family(&[("backend", backend.as_str())])?
-                .encode_gauge(&up)?;
+                .encode_gauge(&at)?;
+        }
+        let mut reason = encoder.encode_descriptor(
+            "switchyard_backend_health_reason",
+            "Why the backend is in its health state, as a label (always 1)",
+            None,
+            MetricType::Gauge,
+        )?;
+        for ((backend, _), view) in backends.iter().zip(&views) {
+            reason
+                .encode_family(&[
+                    ("backend", backend.as_str()),
+                    ("reason", view.reason.as_str()),
+                ])?
+                .encode_gauge(&1i64)?;
+        }
+        let mut weight = encoder.encode_descriptor(
+            "switchyard_backend_weight",
+            "The backend's weight",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (member, (backend, _)) in members.iter().zip(backends) {
+            weight
+                .encode_family(&[("backend", backend.as_str())])?
+                .encode_gauge(&i64::from(member.weight))?;
+        }
+        let mut state = encoder.encode_descriptor(
+            "switchyard_backend_state",
+            "1 for the backend's membership state (active or draining), 0 for the other",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (member, (backend, _)) in members.iter().zip(backends) {
+            for s in [BackendState::Active, BackendState::Draining] {
+                state
+                    .encode_family(&[("backend", backend.as_str()), ("state", s.as_str())])?
+                    .encode_gauge(&i64::from(member.state == s))?;
+            }
         }
 
         let mut in_flight = encoder.encode_descriptor(
@@ -125,23 +195,24 @@ impl Collector for Telemetry {
             MetricType::Histogram,
         )?;
         for (backend, stats) in backends {
-            let buckets: Vec<(f64, u64)> = BOUNDS_MICROS
-                .iter()
-                .map(|&b| b as f64 / 1e6)
-                .chain([f64::INFINITY])
-                .zip(stats.latency.buckets)
-                .collect();
-            latency
-                .encode_family(&[("backend", backend.as_str())])?
-                .encode_histogram::<NoLabelSet>(
-                    stats.latency.sum_micros as f64 / 1e6,
-                    stats.latency.count(),
-                    &buckets,
-                    None,
-                )?;
+            encode_histogram(
+                &mut latency,
+                &[("backend", backend.as_str())],
+                &stats.latency,
+            )?;
         }
 
-        let mut members = encoder.encode_descriptor(
+        let mut durations = encoder.encode_descriptor(
+            "switchyard_request_duration_seconds",
+            "Time from a request's head to the end of its response body, as the proxy saw it, by status class",
+            None,
+            MetricType::Histogram,
+        )?;
+        for (class, histogram) in CLASSES.iter().zip(self.durations()) {
+            encode_histogram(&mut durations, &[("class", class)], &histogram)?;
+        }
+
+        let mut by_state = encoder.encode_descriptor(
             "switchyard_backends",
             "Backends in the membership, by state",
             None,
@@ -153,7 +224,7 @@ impl Collector for Telemetry {
                 .iter()
                 .filter(|b| b.state == state)
                 .count() as i64;
-            members
+            by_state
                 .encode_family(&[("state", state.as_str())])?
                 .encode_gauge(&count)?;
         }
@@ -192,6 +263,27 @@ impl Collector for Telemetry {
             None,
             generation.metric_type(),
         )?)?;
-        Ok(())
+        super::process::encode(&mut encoder)
     }
+}
+
+fn encode_histogram(
+    family: &mut MetricEncoder,
+    labels: &[(&str, &str)],
+    histogram: &HistogramSnapshot,
+) -> Result<(), std::fmt::Error> {
+    let buckets: Vec<(f64, u64)> = BOUNDS_MICROS
+        .iter()
+        .map(|&b| b as f64 / 1e6)
+        .chain([f64::INFINITY])
+        .zip(histogram.buckets)
+        .collect();
+    family
+        .encode_family(&labels)?
+        .encode_histogram::<NoLabelSet>(
+            histogram.sum_micros as f64 / 1e6,
+            histogram.count(),
+            &buckets,
+            None,
+        )
 }

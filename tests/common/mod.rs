@@ -14,7 +14,7 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use switchyard::config::{AdminSettings, BackendEntry, Settings};
+use switchyard::config::{AdminSettings, BackendEntry, DatabaseUrl, Settings};
 use switchyard::routing::BackendPool;
 use switchyard::App;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -228,7 +228,10 @@ impl Proxy {
         let dir = tempfile::tempdir().unwrap();
         let mut settings = Settings {
             listen: "127.0.0.1:0".parse().unwrap(),
-            database: format!("sqlite://{}", dir.path().join("switchyard.db").display()),
+            database_url: Some(DatabaseUrl::new(format!(
+                "sqlite://{}",
+                dir.path().join("switchyard.db").display()
+            ))),
             admin: AdminSettings {
                 listen: "127.0.0.1:0".parse().unwrap(),
                 ..AdminSettings::default()

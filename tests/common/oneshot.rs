@@ -16,6 +16,8 @@ use switchyard::telemetry::Telemetry;
 use tower::ServiceExt;
 
 pub const TOKEN: &str = "test-token-0123456789";
+/// The read-only token of [`Api`].
+pub const READ_TOKEN: &str = "read-only-token-0123456789";
 
 pub struct Api {
     pub router: Router,
@@ -55,6 +57,7 @@ impl Api {
             pool: Arc::clone(&pool),
             settings: Arc::new(arc_swap::ArcSwap::from_pointee(proxy_settings)),
             token: AdminToken::new(TOKEN),
+            read_token: Some(AdminToken::new(READ_TOKEN)),
             origins: Arc::new(Origins::of("127.0.0.1:8081".parse().unwrap())),
             db: Arc::default(),
         };

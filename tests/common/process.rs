@@ -38,15 +38,27 @@ impl Process {
         database: &str,
         args: &[&str],
     ) -> Process {
+        Process::launch(dir, Some(database), args).await
+    }
+
+    /// Start with `--admin-token` in `args` and no `--database` (so the
+    /// default database, relative to `dir`, is used).
+    pub async fn start_without_database(dir: tempfile::TempDir, args: &[&str]) -> Process {
+        assert!(explicit_token(args).is_some(), "give --admin-token");
+        Process::launch(dir, None, args).await
+    }
+
+    async fn launch(dir: tempfile::TempDir, database: Option<&str>, args: &[&str]) -> Process {
         use tokio::io::AsyncBufReadExt;
         let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
             .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
-            .args(["--database", database])
+            .args(database.iter().flat_map(|d| ["--database", d]))
             .args(args)
             .current_dir(dir.path())
             .env("RUST_LOG", "info")
             .env_remove("SWITCHYARD_ADMIN_TOKEN")
             .env_remove("SWITCHYARD_DATABASE")
+            .env_remove("SWITCHYARD_READ_TOKEN")
             .stderr(std::process::Stdio::piped())
             .kill_on_drop(true)
             .spawn()
@@ -74,6 +86,7 @@ impl Process {
             }
         });
         let token = explicit_token(args).unwrap_or_else(|| {
+            let database = database.expect("a database, or --admin-token");
             let file = if database.starts_with("sqlite://") {
                 format!("{}.token", database.trim_start_matches("sqlite://"))
             } else {
@@ -109,6 +122,23 @@ impl Process {
             .and_then(|v| v.split_whitespace().next())
             .and_then(|v| v.parse().ok())
             .unwrap_or(0)
+    }
+
+    /// SIGTERM, then wait for a clean exit; gives back its directory.
+    pub async fn stop(mut self) -> tempfile::TempDir {
+        self.signal("TERM");
+        let status = self.child.wait().await.unwrap();
+        assert!(status.success(), "clean exit: {status}");
+        self.dir
+    }
+
+    /// Whether a log line contains every one of `parts`.
+    pub fn logged(&self, parts: &[&str]) -> bool {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|line| parts.iter().all(|p| line.contains(p)))
     }
 
     /// Send a signal (e.g. "TERM") to the process.

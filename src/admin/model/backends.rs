@@ -1,11 +1,11 @@
-//! The JSON the admin API reads and writes, with its OpenAPI schemas.
-//! Request types reject unknown fields; values are checked by the handlers.
+//! The JSON of membership calls: backends, their states and health, and
+//! the bodies that add, change and replace them.
 
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 
-use crate::routing::{Backend, BackendState};
-use crate::store::{BackendRecord, ChangeRecord};
+use crate::routing::BackendState;
+use crate::store::BackendRecord;
 
 /// `active` takes new keys; `draining` gets none (requests on it finish).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
@@ -33,7 +33,9 @@ impl From<BackendState> for State {
     }
 }
 
-/// Result of health checking (`unknown` until a check has run).
+/// What the evidence says: `unknown` until an active check or a proxied
+/// request says something; `up` after a passed check or an answered
+/// request; `down` after failures, until a trial request or check succeeds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Health {
@@ -54,23 +56,36 @@ pub struct BackendView {
     pub weight: u32,
     pub state: State,
     pub health: Health,
-    /// RFC 3339.
-    #[schema(example = "2026-11-25T08:00:00Z")]
+    /// When the backend entered its health state.
+    #[schema(format = DateTime, example = "2026-11-25T08:00:05Z")]
+    pub health_since: String,
+    /// Why it is in that state.
+    #[schema(example = "3 checks failed: status 503")]
+    pub health_reason: String,
+    #[schema(format = DateTime, example = "2026-11-25T08:00:00Z")]
     pub created_at: String,
 }
 
 impl BackendView {
     /// A stored backend with its current health.
     pub fn new(record: &BackendRecord, health: &crate::health::Health) -> Self {
+        let view = health.view(&record.address);
         BackendView {
             id: record.id.to_string(),
             address: record.address.to_string(),
             weight: record.weight,
             state: record.state.into(),
-            health: health.state(&record.address).into(),
+            health: view.state.into(),
+            health_since: rfc3339(view.since),
+            health_reason: view.reason,
             created_at: record.created_at.clone(),
         }
     }
+}
+
+/// A time as RFC 3339 (UTC, whole seconds).
+pub fn rfc3339(time: std::time::SystemTime) -> String {
+    humantime::format_rfc3339_seconds(time).to_string()
 }
 
 impl From<crate::health::HealthState> for Health {
@@ -205,176 +220,4 @@ fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
 #[serde(deny_unknown_fields)]
 pub struct Replacement {
     pub backends: Vec<WantedBackend>,
-}
-
-/// `GET /api/v1/route` parameters.
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct RouteQuery {
-    /// The request's `Host` (any case, optional port).
-    #[param(required = true, min_length = 1, example = "IronHand.example")]
-    pub host: Option<String>,
-    /// The request path (default `/`), e.g. `/user/fred/webapps/www.foo.com/reload`.
-    #[param(pattern = "^/", example = "/user/fred/webapps/IronHand.example/reload")]
-    pub path: Option<String>,
-}
-
-/// A backend as the live routing snapshot has it.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct RouteBackend {
-    pub id: String,
-    pub address: String,
-    pub weight: u32,
-    pub state: State,
-}
-
-impl From<&Backend> for RouteBackend {
-    fn from(backend: &Backend) -> Self {
-        RouteBackend {
-            id: backend.id.clone(),
-            address: backend.address.to_string(),
-            weight: backend.weight,
-            state: backend.state.into(),
-        }
-    }
-}
-
-/// Which backend a request would reach, and why.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Route {
-    /// The normalized routing key.
-    #[schema(example = "ironhand.example")]
-    pub key: String,
-    /// `host` or `reload`.
-    #[schema(example = "reload")]
-    pub rule: String,
-    /// Generation of the snapshot that answered.
-    pub generation: u64,
-    /// The backend that gets the request; `null` when no backend is active.
-    pub backend: Option<RouteBackend>,
-    /// Every active backend in failover order (the first is `backend`).
-    pub candidates: Vec<RouteBackend>,
-}
-
-/// Estimated upstream latency percentiles in milliseconds (`null` before
-/// the first response).
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Latency {
-    pub p50: Option<f64>,
-    pub p90: Option<f64>,
-    pub p99: Option<f64>,
-}
-
-/// Responses per status class.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ByClass {
-    #[serde(rename = "1xx")]
-    pub c1: u64,
-    #[serde(rename = "2xx")]
-    pub c2: u64,
-    #[serde(rename = "3xx")]
-    pub c3: u64,
-    #[serde(rename = "4xx")]
-    pub c4: u64,
-    #[serde(rename = "5xx")]
-    pub c5: u64,
-}
-
-/// Counters of one backend since this process started.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct BackendStatsView {
-    pub id: String,
-    pub address: String,
-    pub state: State,
-    /// Responses of every status.
-    pub requests: u64,
-    /// `5xx` responses (from the backend, or from the proxy on its behalf).
-    pub errors: u64,
-    /// Failed connection attempts.
-    pub connect_errors: u64,
-    /// Requests sent to another candidate instead (down or unreachable).
-    pub failovers: u64,
-    /// Requests resent on a fresh connection (keep-alive race).
-    pub retries: u64,
-    pub health: Health,
-    pub in_flight: i64,
-    pub by_class: ByClass,
-    pub latency_ms: Latency,
-}
-
-/// `GET /api/v1/stats`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Stats {
-    pub generation: u64,
-    pub backends: Vec<BackendStatsView>,
-    /// Requests answered before a backend was chosen (bad host, no backends).
-    pub unrouted: ByClass,
-}
-
-/// `GET /api/v1/changes` parameters.
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct ChangesQuery {
-    /// How many (1–1000, default 50).
-    #[param(minimum = 1, maximum = 1000)]
-    pub limit: Option<u32>,
-}
-
-/// One entry of the membership change log.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Change {
-    pub generation: i64,
-    /// RFC 3339.
-    pub at: String,
-    /// `created`, `updated`, `deleted` or `replaced`.
-    pub action: String,
-    pub backend_id: String,
-    pub address: String,
-    pub detail: String,
-}
-
-impl From<ChangeRecord> for Change {
-    fn from(c: ChangeRecord) -> Self {
-        Change {
-            generation: c.generation,
-            at: c.at,
-            action: c.action,
-            backend_id: c.backend_id.to_string(),
-            address: c.address,
-            detail: c.detail,
-        }
-    }
-}
-
-/// `GET /api/v1/changes`: newest first.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ChangeList {
-    pub changes: Vec<Change>,
-}
-
-/// `GET /readyz`: `200` when ready, `503` when degraded.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Readyz {
-    /// `ready` or `degraded` (still routing, on the last membership).
-    #[schema(example = "ready")]
-    pub status: String,
-    /// `reachable` or `unreachable`.
-    #[schema(example = "reachable")]
-    pub database: String,
-    /// Why the database is unreachable (absent when it is reachable).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    /// Since when (RFC 3339; absent when reachable).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub since: Option<String>,
-    /// The membership generation being routed.
-    pub generation: u64,
-}
-
-/// `GET /healthz`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Healthz {
-    #[schema(example = "serving")]
-    pub status: String,
-    pub generation: u64,
 }
