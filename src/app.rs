@@ -117,6 +117,13 @@ impl App {
             .expect("bound listener has an address")
     }
 
+    /// The `--metrics-listen` address, if any.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .map(|l| l.local_addr().expect("bound listener has an address"))
+    }
+
     /// The admin bearer token.
     pub fn admin_token(&self) -> &str {
         self.admin.token.expose()
@@ -140,7 +147,10 @@ impl App {
                 state = backend.state.as_str(), "backend");
         }
         self.announce_admin();
-        tracing::info!(listen = %self.proxy_addr(), admin = %self.admin_addr(),
+        let metrics = self
+            .metrics_addr()
+            .map_or_else(|| "-".to_owned(), |a| a.to_string());
+        tracing::info!(listen = %self.proxy_addr(), admin = %self.admin_addr(), %metrics,
             backends = snapshot.backends().len(), workers = self.workers, "switchyard ready");
         let grace = self.proxy.settings.load().shutdown_grace;
         let store = self.admin.store.clone();

@@ -28,9 +28,18 @@ use crate::telemetry::Telemetry;
 
 /// How often the follower compares generations even without notifications.
 pub const CHECK_EVERY: Duration = Duration::from_secs(5);
-/// First wait before reconnecting; doubles up to [`MAX_BACKOFF`].
-const FIRST_BACKOFF: Duration = Duration::from_millis(100);
-const MAX_BACKOFF: Duration = Duration::from_secs(1);
+/// Waits before reconnecting: 50 ms doubling up to 500 ms, each plus a
+/// random share of itself (so the nodes of a cluster that lost the
+/// database together do not reconnect in lockstep): at most 1 s.
+fn reconnect_backoff() -> backon::ExponentialBackoff {
+    use backon::BackoffBuilder;
+    backon::ExponentialBuilder::new()
+        .with_min_delay(Duration::from_millis(50))
+        .with_max_delay(Duration::from_millis(500))
+        .with_jitter()
+        .without_max_times()
+        .build()
+}
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Publishes committed memberships to the routing snapshot.
@@ -137,19 +146,19 @@ pub fn spawn_follower(
 ) -> Option<JoinHandle<()>> {
     let url = store.postgres_url()?.to_owned();
     Some(tokio::spawn(async move {
-        let mut backoff = FIRST_BACKOFF;
+        let mut backoff = reconnect_backoff();
         loop {
             let err = tokio::select! {
                 err = follow(&url, &store, &publisher, &status, &mut backoff) => err,
                 () = shutdown.cancelled() => return,
             };
             status.unreachable(err.to_string());
-            tracing::debug!(%err, ?backoff, "membership follower reconnecting");
+            let wait = backoff.next().unwrap_or(Duration::from_secs(1));
+            tracing::debug!(%err, ?wait, "membership follower reconnecting");
             tokio::select! {
-                () = tokio::time::sleep(backoff) => {}
+                () = tokio::time::sleep(wait) => {}
                 () = shutdown.cancelled() => return,
             }
-            backoff = (backoff * 2).min(MAX_BACKOFF);
         }
     }))
 }
@@ -161,7 +170,7 @@ async fn follow(
     store: &Store,
     publisher: &Publisher,
     status: &DbStatus,
-    backoff: &mut Duration,
+    backoff: &mut backon::ExponentialBackoff,
 ) -> SyncError {
     match follow_inner(url, store, publisher, status, backoff).await {
         Ok(never) => match never {},
@@ -174,7 +183,7 @@ async fn follow_inner(
     store: &Store,
     publisher: &Publisher,
     status: &DbStatus,
-    backoff: &mut Duration,
+    backoff: &mut backon::ExponentialBackoff,
 ) -> Result<std::convert::Infallible, SyncError> {
     let mut listener = tokio::time::timeout(CONNECT_TIMEOUT, async {
         let mut listener = PgListener::connect(url).await?;
@@ -186,7 +195,7 @@ async fn follow_inner(
     // Listening first, reading second: nothing committed in between is missed.
     publisher.resync(store).await?;
     status.reachable();
-    *backoff = FIRST_BACKOFF;
+    *backoff = reconnect_backoff();
     let mut check = tokio::time::interval(CHECK_EVERY);
     check.tick().await;
     loop {

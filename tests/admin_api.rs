@@ -157,23 +157,69 @@ async fn the_openapi_document_describes_every_call_and_its_errors() {
         ("/api/v1/backends/{id}", &["get", "patch", "delete"]),
         ("/api/v1/route", &["get"]),
         ("/api/v1/stats", &["get"]),
+        ("/api/v1/stats/history", &["get"]),
         ("/api/v1/changes", &["get"]),
         ("/api/v1/openapi.json", &["get"]),
         ("/metrics", &["get"]),
         ("/healthz", &["get"]),
     ];
+    let mut ids = std::collections::HashSet::new();
     for (path, methods) in expected {
         for method in methods {
             let op = &doc["paths"][path][method];
             assert!(op.is_object(), "{method} {path} is described");
+            let id = op["operationId"].as_str().unwrap();
+            assert!(
+                ids.insert(id.to_owned()) && id.len() > 5,
+                "{method} {path}: {id}"
+            );
             if path != "/healthz" {
+                for status in ["401", "403", "500"] {
+                    let response = &op["responses"][status];
+                    assert!(response.is_object(), "{method} {path} documents {status}");
+                    assert_eq!(
+                        response["content"]["application/json"]["schema"]["$ref"],
+                        "#/components/schemas/ErrorBody"
+                    );
+                }
+            }
+            if *method != "get" {
+                let forbidden = op["responses"]["403"]["description"].as_str().unwrap();
+                assert!(forbidden.contains("read_only_token"), "{method} {path}");
                 assert!(
-                    op["responses"]["401"].is_object(),
-                    "{method} {path} documents 401"
+                    op["responses"]["503"].is_object(),
+                    "{method} {path} documents 503"
                 );
             }
         }
     }
+    assert_eq!(
+        doc["paths"]["/api/v1/backends"]["post"]["operationId"],
+        "add_backend"
+    );
+    let codes: Vec<&str> = doc["components"]["schemas"]["ErrorCode"]["enum"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    for code in [
+        "unauthorized",
+        "read_only_token",
+        "duplicate_address",
+        "store_unavailable",
+    ] {
+        assert!(codes.contains(&code), "{code} in {codes:?}");
+    }
+    let view = &doc["components"]["schemas"]["BackendView"]["properties"];
+    for field in ["created_at", "health_since"] {
+        assert_eq!(view[field]["format"], "date-time", "{field}");
+    }
+    assert!(view["health_reason"]["example"].is_string());
+    assert_eq!(
+        doc["components"]["schemas"]["NewBackend"]["example"]["address"],
+        "10.0.0.7:8000"
+    );
     assert!(doc["paths"]["/api/v1/backends"]["post"]["responses"]["409"].is_object());
     assert!(doc["components"]["schemas"]["ErrorBody"].is_object());
     let patch = &doc["components"]["schemas"]["BackendPatch"];

@@ -186,3 +186,78 @@ async fn the_access_log_writes_one_line_per_request_and_can_sample_or_stay_quiet
     }
     assert!(access_lines(&quiet, 1).await.is_empty());
 }
+
+/// The access-log lines of `process` (JSON logs), parsed.
+async fn access_json(process: &Process, wanted: usize) -> Vec<serde_json::Value> {
+    access_lines(process, wanted)
+        .await
+        .iter()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect()
+}
+
+#[tokio::test]
+async fn access_lines_carry_the_query_version_agent_referer_request_id_and_failed_backend() {
+    let backend = Backend::named("app").await;
+    let addr = backend.addr.to_string();
+    let switchyard = Process::start(&["--backend", &addr, "--log-format", "json"]).await;
+    let request = |path: &str, id: Option<&str>| {
+        let mut req = http::Request::get(path)
+            .header("host", "shop.example")
+            .header("user-agent", "probe/1.0 (tests)")
+            .header("referer", "https://ref.example/page");
+        if let Some(id) = id {
+            req = req.header("x-request-id", id);
+        }
+        req.body(http_body_util::Full::new(bytes::Bytes::new()))
+            .unwrap()
+    };
+    common::send(
+        switchyard.addr,
+        request("/search?q=rust%20lang&page=2", Some("req-abc-123")),
+    )
+    .await;
+    common::send(switchyard.addr, request("/plain", None)).await;
+    common::send(switchyard.addr, request("/bad-id", Some("has space"))).await;
+    let lines = access_json(&switchyard, 3).await;
+    let fields: Vec<&serde_json::Value> = lines.iter().map(|l| &l["fields"]).collect();
+    let first = fields[0];
+    assert_eq!(first["query"], "q=rust%20lang&page=2");
+    assert_eq!(first["version"], "HTTP/1.1");
+    assert_eq!(first["user_agent"], "probe/1.0 (tests)");
+    assert_eq!(first["referer"], "https://ref.example/page");
+    assert_eq!(
+        first["request_id"], "req-abc-123",
+        "a sane incoming id is kept"
+    );
+    assert_eq!(first["failed"], "-");
+    let seen = backend.seen.lock().unwrap().clone();
+    assert_eq!(seen[0].headers["x-request-id"], "req-abc-123");
+    for (line, seen) in fields[1..].iter().zip(&seen[1..]) {
+        let id = line["request_id"].as_str().unwrap();
+        assert_eq!(id.len(), 32, "generated: {line}");
+        assert_eq!(seen.headers["x-request-id"], id, "and sent to the backend");
+        assert_eq!(seen.headers.get_all("x-request-id").iter().count(), 1);
+    }
+    for line in &fields {
+        let duration = line["duration_ms"].as_f64().unwrap();
+        let micros = duration * 1000.0;
+        assert!(
+            (micros - micros.round()).abs() < 1e-6,
+            "rounded to µs: {duration}"
+        );
+        assert!(line["upstream_ms"].as_f64().unwrap() <= duration);
+    }
+
+    let dead = common::dead_address().await.to_string();
+    let failing = Process::start(&["--backend", &dead, "--log-format", "json"]).await;
+    let answer = common::send(failing.addr, request("/x", None)).await;
+    assert_eq!(answer.status(), StatusCode::BAD_GATEWAY);
+    let line = &access_json(&failing, 1).await[0]["fields"];
+    assert_eq!(line["status"], 502);
+    assert_eq!(
+        line["failed"],
+        dead.as_str(),
+        "names the backend that failed: {line}"
+    );
+}

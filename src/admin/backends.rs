@@ -9,7 +9,7 @@ use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
 
-use super::error::{ApiError, ErrorBody, JsonBody};
+use super::error::{ApiError, ErrorBody, ErrorCode, JsonBody};
 use super::model::{BackendList, BackendPatch, BackendView, NewBackend, Replacement};
 use super::AdminState;
 use crate::health::Health;
@@ -18,8 +18,9 @@ use crate::routing::{BackendAddr, BackendState};
 use crate::store::Membership;
 
 /// List every backend.
-#[utoipa::path(get, path = "/api/v1/backends", tag = "backends",
-    responses((status = 200, body = BackendList), (status = 401, body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/backends", tag = "backends", operation_id = "list_backends",
+    responses((status = 200, body = BackendList),
+        (status = 503, description = "The membership database cannot be reached", body = ErrorBody)))]
 pub async fn list(State(state): State<AdminState>) -> Result<Json<BackendList>, ApiError> {
     Ok(Json(list_of(
         &state.store.membership().await?,
@@ -28,14 +29,16 @@ pub async fn list(State(state): State<AdminState>) -> Result<Json<BackendList>, 
 }
 
 /// Add a backend; it takes keys as soon as the response is sent.
-#[utoipa::path(post, path = "/api/v1/backends", tag = "backends", request_body = NewBackend,
+#[utoipa::path(post, path = "/api/v1/backends", tag = "backends", operation_id = "add_backend",
+    request_body = NewBackend,
     responses(
         (status = 201, body = BackendView, headers(("Location" = String, description = "The new backend's URL"))),
-        (status = 400, description = "Invalid address or weight, or malformed JSON", body = ErrorBody),
-        (status = 409, description = "The address is already in the pool", body = ErrorBody),
-        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
-        (status = 422, description = "Unknown or mistyped field", body = ErrorBody),
-        (status = 401, body = ErrorBody)))]
+        (status = 400, description = "`invalid_address`, `invalid_weight` or `malformed_json`", body = ErrorBody),
+        (status = 409, description = "`duplicate_address`: the address is already in the pool", body = ErrorBody),
+        (status = 413, description = "`body_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        (status = 422, description = "`invalid_body`: an unknown, missing or mistyped field", body = ErrorBody),
+        (status = 503, description = "`store_unavailable`: nothing was changed", body = ErrorBody)))]
 pub async fn create(
     State(state): State<AdminState>,
     JsonBody(body): JsonBody<NewBackend>,
@@ -53,10 +56,11 @@ pub async fn create(
 }
 
 /// One backend.
-#[utoipa::path(get, path = "/api/v1/backends/{id}", tag = "backends",
-    params(("id" = String, Path, description = "Backend id")),
-    responses((status = 200, body = BackendView), (status = 404, body = ErrorBody),
-        (status = 401, body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/backends/{id}", tag = "backends", operation_id = "get_backend",
+    params(("id" = String, Path, description = "Backend id", example = "3")),
+    responses((status = 200, body = BackendView),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+        (status = 503, description = "`store_unavailable`", body = ErrorBody)))]
 pub async fn get(
     State(state): State<AdminState>,
     Path(id): Path<String>,
@@ -72,13 +76,16 @@ pub async fn get(
 }
 
 /// Drain or reactivate a backend, or change its weight.
-#[utoipa::path(patch, path = "/api/v1/backends/{id}", tag = "backends", request_body = BackendPatch,
-    params(("id" = String, Path, description = "Backend id")),
+#[utoipa::path(patch, path = "/api/v1/backends/{id}", tag = "backends", operation_id = "update_backend",
+    request_body = BackendPatch,
+    params(("id" = String, Path, description = "Backend id", example = "3")),
     responses((status = 200, body = BackendView),
-        (status = 400, description = "Nothing to change, invalid weight, or malformed JSON", body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 413, body = ErrorBody),
-        (status = 415, body = ErrorBody), (status = 422, body = ErrorBody),
-        (status = 401, body = ErrorBody)))]
+        (status = 400, description = "`empty_patch`, `invalid_weight` or `malformed_json`", body = ErrorBody),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+        (status = 413, description = "`body_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        (status = 422, description = "`invalid_body`", body = ErrorBody),
+        (status = 503, description = "`store_unavailable`: nothing was changed", body = ErrorBody)))]
 pub async fn update(
     State(state): State<AdminState>,
     Path(id): Path<String>,
@@ -87,7 +94,7 @@ pub async fn update(
     let id = parse_id(&id)?;
     if patch.state.is_none() && patch.weight.is_none() {
         return Err(ApiError::invalid(
-            "empty_patch",
+            ErrorCode::EmptyPatch,
             "nothing to change: give `state` (\"active\" or \"draining\") and/or `weight`",
         ));
     }
@@ -99,10 +106,11 @@ pub async fn update(
 }
 
 /// Remove a backend; requests already on it finish.
-#[utoipa::path(delete, path = "/api/v1/backends/{id}", tag = "backends",
-    params(("id" = String, Path, description = "Backend id")),
-    responses((status = 204, description = "Removed"), (status = 404, body = ErrorBody),
-        (status = 401, body = ErrorBody)))]
+#[utoipa::path(delete, path = "/api/v1/backends/{id}", tag = "backends", operation_id = "remove_backend",
+    params(("id" = String, Path, description = "Backend id", example = "3")),
+    responses((status = 204, description = "Removed"),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+        (status = 503, description = "`store_unavailable`: nothing was changed", body = ErrorBody)))]
 pub async fn delete(
     State(state): State<AdminState>,
     Path(id): Path<String>,
@@ -114,11 +122,14 @@ pub async fn delete(
 }
 
 /// Replace the whole pool atomically (addresses that stay keep their id).
-#[utoipa::path(put, path = "/api/v1/backends", tag = "backends", request_body = Replacement,
+#[utoipa::path(put, path = "/api/v1/backends", tag = "backends", operation_id = "replace_backends",
+    request_body = Replacement,
     responses((status = 200, body = BackendList),
-        (status = 400, description = "An invalid or repeated address, an invalid weight, or malformed JSON", body = ErrorBody),
-        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
-        (status = 422, body = ErrorBody), (status = 401, body = ErrorBody)))]
+        (status = 400, description = "`invalid_address`, `duplicate_address` (listed twice), `invalid_weight` or `malformed_json`", body = ErrorBody),
+        (status = 413, description = "`body_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        (status = 422, description = "`invalid_body`", body = ErrorBody),
+        (status = 503, description = "`store_unavailable`: nothing was changed", body = ErrorBody)))]
 pub async fn replace(
     State(state): State<AdminState>,
     JsonBody(body): JsonBody<Replacement>,
@@ -126,13 +137,15 @@ pub async fn replace(
     let mut seen = HashSet::new();
     let mut wanted = Vec::with_capacity(body.backends.len());
     for (i, entry) in body.backends.iter().enumerate() {
-        let address = parse_address(&entry.address.0)
-            .map_err(|e| ApiError::invalid("invalid_address", format!("backends[{i}]: {e}")))?;
-        let weight = check_weight(entry.weight)
-            .map_err(|e| ApiError::invalid("invalid_weight", format!("backends[{i}]: {e}")))?;
+        let address = parse_address(&entry.address.0).map_err(|e| {
+            ApiError::invalid(ErrorCode::InvalidAddress, format!("backends[{i}]: {e}"))
+        })?;
+        let weight = check_weight(entry.weight).map_err(|e| {
+            ApiError::invalid(ErrorCode::InvalidWeight, format!("backends[{i}]: {e}"))
+        })?;
         if !seen.insert(address.clone()) {
             return Err(ApiError::invalid(
-                "duplicate_address",
+                ErrorCode::DuplicateAddress,
                 format!("backends[{i}]: {address} is listed more than once"),
             ));
         }
@@ -158,14 +171,14 @@ fn list_of(membership: &Membership, health: &Health) -> BackendList {
 
 fn parse_address(text: &str) -> Result<BackendAddr, ApiError> {
     text.parse()
-        .map_err(|e| ApiError::invalid("invalid_address", format!("{e}")))
+        .map_err(|e| ApiError::invalid(ErrorCode::InvalidAddress, format!("{e}")))
 }
 
 fn check_weight(weight: Option<u32>) -> Result<u32, ApiError> {
     match weight.unwrap_or(1) {
         w @ 1..=MAX_WEIGHT => Ok(w),
         w => Err(ApiError::invalid(
-            "invalid_weight",
+            ErrorCode::InvalidWeight,
             format!("weight {w} is out of range; use 1 to {MAX_WEIGHT}"),
         )),
     }

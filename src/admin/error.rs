@@ -12,6 +12,54 @@ use utoipa::ToSchema;
 
 use crate::store::StoreError;
 
+/// Every error code the admin API answers with (stable; programs may match on it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// `401`: no token, or a wrong one.
+    Unauthorized,
+    /// `403`: a browser page from an origin that is not allowed.
+    ForbiddenOrigin,
+    /// `403`: a change made with the read-only token.
+    ReadOnlyToken,
+    /// `404`: no such backend, or no such path.
+    NotFound,
+    /// `409` (or `400` inside one `PUT`): the address is already in the pool.
+    DuplicateAddress,
+    /// `400`: not `host:port`.
+    InvalidAddress,
+    /// `400`: not a whole number from 1 to 1000.
+    InvalidWeight,
+    /// `400`: a `PATCH` with nothing to change.
+    EmptyPatch,
+    /// `400`: route lookup without `host`.
+    MissingHost,
+    /// `400`: route lookup with a host that is not a valid host.
+    InvalidHost,
+    /// `400`: route lookup with a path that does not start with `/`.
+    InvalidPath,
+    /// `400`: route lookup with characters a request cannot carry.
+    InvalidRequest,
+    /// `400`: a reload URL whose domain is not valid.
+    InvalidReloadDomain,
+    /// `400`: a query parameter of the wrong type or range.
+    InvalidQuery,
+    /// `400`: the body is not JSON.
+    MalformedJson,
+    /// `422`: an unknown, missing, mistyped or `null` field.
+    InvalidBody,
+    /// `415`: the body is not sent as `application/json`.
+    UnsupportedMediaType,
+    /// `413`: the body is larger than 1 MiB.
+    BodyTooLarge,
+    /// `405`: the path exists, the method does not.
+    MethodNotAllowed,
+    /// `503`: the membership database cannot be reached; nothing changed.
+    StoreUnavailable,
+    /// `500`: a bug; the log says more.
+    Internal,
+}
+
 /// Why an admin request was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -27,7 +75,7 @@ pub enum ApiError {
     Conflict(String),
     /// A well-formed request with a value that is not acceptable.
     #[error("{message}")]
-    Invalid { code: &'static str, message: String },
+    Invalid { code: ErrorCode, message: String },
     #[error("{0}")]
     MalformedJson(String),
     #[error("{0}")]
@@ -46,6 +94,8 @@ pub enum ApiError {
 
 /// The JSON body of every error response.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"error": {"code": "duplicate_address",
+    "message": "a backend with address 10.0.0.7:8000 already exists"}}))]
 pub struct ErrorBody {
     pub error: ErrorDetail,
 }
@@ -53,37 +103,40 @@ pub struct ErrorBody {
 /// What went wrong: a stable code for programs and a sentence for people.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
-    /// `snake_case` and stable, e.g. `duplicate_address`.
-    pub code: String,
+    /// Stable, for programs.
+    pub code: ErrorCode,
+    /// A sentence for people.
+    #[schema(example = "a backend with address 10.0.0.7:8000 already exists")]
     pub message: String,
 }
 
 impl ApiError {
     /// A `400` for an unacceptable value.
-    pub fn invalid(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn invalid(code: ErrorCode, message: impl Into<String>) -> Self {
         ApiError::Invalid {
             code,
             message: message.into(),
         }
     }
 
-    fn status_and_code(&self) -> (StatusCode, &'static str) {
+    fn status_and_code(&self) -> (StatusCode, ErrorCode) {
+        use ErrorCode as C;
         match self {
-            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
-            ApiError::ForbiddenOrigin(_) => (StatusCode::FORBIDDEN, "forbidden_origin"),
-            ApiError::ReadOnlyToken => (StatusCode::FORBIDDEN, "read_only_token"),
-            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
-            ApiError::Conflict(_) => (StatusCode::CONFLICT, "duplicate_address"),
-            ApiError::Invalid { code, .. } => (StatusCode::BAD_REQUEST, code),
-            ApiError::MalformedJson(_) => (StatusCode::BAD_REQUEST, "malformed_json"),
-            ApiError::UnprocessableBody(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_body"),
+            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, C::Unauthorized),
+            ApiError::ForbiddenOrigin(_) => (StatusCode::FORBIDDEN, C::ForbiddenOrigin),
+            ApiError::ReadOnlyToken => (StatusCode::FORBIDDEN, C::ReadOnlyToken),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, C::NotFound),
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, C::DuplicateAddress),
+            ApiError::Invalid { code, .. } => (StatusCode::BAD_REQUEST, *code),
+            ApiError::MalformedJson(_) => (StatusCode::BAD_REQUEST, C::MalformedJson),
+            ApiError::UnprocessableBody(_) => (StatusCode::UNPROCESSABLE_ENTITY, C::InvalidBody),
             ApiError::UnsupportedMediaType(_) => {
-                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, C::UnsupportedMediaType)
             }
-            ApiError::BodyTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
-            ApiError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
-            ApiError::StoreUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"),
-            ApiError::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            ApiError::BodyTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, C::BodyTooLarge),
+            ApiError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, C::MethodNotAllowed),
+            ApiError::StoreUnavailable => (StatusCode::SERVICE_UNAVAILABLE, C::StoreUnavailable),
+            ApiError::Internal => (StatusCode::INTERNAL_SERVER_ERROR, C::Internal),
         }
     }
 }
@@ -93,7 +146,7 @@ impl IntoResponse for ApiError {
         let (status, code) = self.status_and_code();
         let body = ErrorBody {
             error: ErrorDetail {
-                code: code.to_owned(),
+                code,
                 message: self.to_string(),
             },
         };
@@ -145,7 +198,7 @@ impl From<JsonRejection> for ApiError {
 
 impl From<QueryRejection> for ApiError {
     fn from(rejection: QueryRejection) -> Self {
-        ApiError::invalid("invalid_query", rejection.body_text())
+        ApiError::invalid(ErrorCode::InvalidQuery, rejection.body_text())
     }
 }
 

@@ -7,7 +7,7 @@ use axum::http::{header, Request, StatusCode};
 use axum::Json;
 use std::time::SystemTime;
 
-use super::error::{ApiError, ErrorBody};
+use super::error::{ApiError, ErrorBody, ErrorCode};
 use super::model::{
     ChangeList, ChangesQuery, Health, Healthz, Readyz, Route, RouteBackend, RouteQuery,
 };
@@ -16,23 +16,22 @@ use crate::routing::{routing_key_of, KeyError};
 
 /// Which backend a request for `host` and `path` reaches now, and the
 /// failover order behind it.
-#[utoipa::path(get, path = "/api/v1/route", tag = "routing", params(RouteQuery),
+#[utoipa::path(get, path = "/api/v1/route", tag = "routing", operation_id = "look_up_route",
+    params(RouteQuery),
     responses((status = 200, body = Route),
-        (status = 400, description = "Missing or invalid host, path or reload domain", body = ErrorBody),
-        (status = 401, body = ErrorBody)))]
+        (status = 400, description = "`missing_host`, `invalid_host`, `invalid_path`, `invalid_request`, `invalid_reload_domain` or `invalid_query`", body = ErrorBody)))]
 pub async fn route(
     State(state): State<AdminState>,
     query: Result<Query<RouteQuery>, QueryRejection>,
 ) -> Result<Json<Route>, ApiError> {
     let Query(query) = query?;
-    let host = query
-        .host
-        .filter(|h| !h.is_empty())
-        .ok_or_else(|| ApiError::invalid("missing_host", "give the request's host: ?host=..."))?;
+    let host = query.host.filter(|h| !h.is_empty()).ok_or_else(|| {
+        ApiError::invalid(ErrorCode::MissingHost, "give the request's host: ?host=...")
+    })?;
     let path = query.path.unwrap_or_else(|| "/".to_owned());
     if !path.starts_with('/') {
         return Err(ApiError::invalid(
-            "invalid_path",
+            ErrorCode::InvalidPath,
             "the path must start with /",
         ));
     }
@@ -43,15 +42,15 @@ pub async fn route(
         .body(())
         .map_err(|_| {
             ApiError::invalid(
-                "invalid_request",
+                ErrorCode::InvalidRequest,
                 "the host or path contains characters a request cannot carry",
             )
         })?;
     let (key, rule) =
         routing_key_of(&request, &state.settings.load().reload_scope).map_err(|e| {
             let code = match e {
-                KeyError::InvalidReloadDomain => "invalid_reload_domain",
-                _ => "invalid_host",
+                KeyError::InvalidReloadDomain => ErrorCode::InvalidReloadDomain,
+                _ => ErrorCode::InvalidHost,
             };
             ApiError::invalid(code, e.to_string())
         })?;
@@ -77,10 +76,11 @@ pub async fn route(
 }
 
 /// The newest membership changes, newest first.
-#[utoipa::path(get, path = "/api/v1/changes", tag = "backends", params(ChangesQuery),
+#[utoipa::path(get, path = "/api/v1/changes", tag = "backends", operation_id = "list_changes",
+    params(ChangesQuery),
     responses((status = 200, body = ChangeList),
-        (status = 400, description = "Invalid limit", body = ErrorBody),
-        (status = 401, body = ErrorBody)))]
+        (status = 400, description = "`invalid_query`: a limit outside 1–1000", body = ErrorBody),
+        (status = 503, description = "`store_unavailable`", body = ErrorBody)))]
 pub async fn changes(
     State(state): State<AdminState>,
     query: Result<Query<ChangesQuery>, QueryRejection>,
@@ -89,7 +89,7 @@ pub async fn changes(
     let limit = query.limit.unwrap_or(50);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::invalid(
-            "invalid_query",
+            ErrorCode::InvalidQuery,
             "limit must be from 1 to 1000",
         ));
     }
@@ -100,7 +100,7 @@ pub async fn changes(
 }
 
 /// `200` while switchyard is serving (no token needed).
-#[utoipa::path(get, path = "/healthz", tag = "observability", security(()),
+#[utoipa::path(get, path = "/healthz", tag = "observability", operation_id = "healthz", security(()),
     responses((status = 200, body = Healthz)))]
 pub async fn healthz(State(state): State<AdminState>) -> Json<Healthz> {
     Json(Healthz {
@@ -113,8 +113,9 @@ pub async fn healthz(State(state): State<AdminState>) -> Json<Healthz> {
 /// its changes; `503` (`degraded`) when not. A degraded node still routes,
 /// on its last membership; admin writes answer `503` until it recovers.
 /// No token needed (for load balancers and orchestrators).
-#[utoipa::path(get, path = "/readyz", tag = "observability", security(()),
-    responses((status = 200, body = Readyz), (status = 503, body = Readyz)))]
+#[utoipa::path(get, path = "/readyz", tag = "observability", operation_id = "readyz", security(()),
+    responses((status = 200, description = "Ready", body = Readyz),
+        (status = 503, description = "Degraded: routing on the last membership; the database cannot be reached", body = Readyz)))]
 pub async fn readyz(State(state): State<AdminState>) -> (StatusCode, Json<Readyz>) {
     let ping = tokio::time::timeout(READY_PING_TIMEOUT, state.store.generation()).await;
     let problem = match ping {

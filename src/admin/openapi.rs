@@ -2,11 +2,13 @@
 //! utoipa from the handlers' annotations and the model types.
 
 use axum::Json;
+use utoipa::openapi::content::ContentBuilder;
+use utoipa::openapi::response::{Response, ResponseBuilder};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::{RefOr, Schema};
+use utoipa::openapi::{Ref, RefOr, Schema};
 use utoipa::{Modify, OpenApi};
 
-use super::error::{ErrorBody, ErrorDetail};
+use super::error::{ErrorBody, ErrorCode, ErrorDetail};
 use super::model;
 use super::{backends, lookup, stats};
 
@@ -14,15 +16,18 @@ use super::{backends, lookup, stats};
 #[derive(OpenApi)]
 #[openapi(
     info(title = "switchyard admin API", description = "Live membership, route lookup and \
-        observability for the switchyard proxy. Every call except /healthz needs \
-        `Authorization: Bearer <token>`. Errors are {\"error\": {\"code\", \"message\"}}."),
+        observability for the switchyard proxy. Every call except /healthz and /readyz needs \
+        `Authorization: Bearer <token>` (the admin token, or the read-only token for GET). \
+        Errors are {\"error\": {\"code\", \"message\"}} with a stable code (ErrorCode). \
+        A path that exists answers 405 (`method_not_allowed`) to other methods; an unknown \
+        path answers 404 (`not_found`)."),
     paths(
         backends::list, backends::create, backends::get, backends::update, backends::delete,
         backends::replace, lookup::route, stats::stats, stats::history, lookup::changes,
         lookup::healthz, lookup::readyz, stats::metrics, document,
     ),
     components(schemas(
-        ErrorBody, ErrorDetail, model::BackendView, model::BackendList, model::NewBackend,
+        ErrorBody, ErrorDetail, ErrorCode, model::BackendView, model::BackendList, model::NewBackend,
         model::BackendPatch, model::WantedBackend, model::Replacement, model::Route,
         model::RouteBackend, model::Stats, model::BackendStatsView, model::Latency,
         model::ByClass, model::ChangeList, model::Change, model::Healthz, model::Readyz, model::State,
@@ -33,10 +38,47 @@ use super::{backends, lookup, stats};
 )]
 pub struct ApiDoc;
 
-/// What the derive cannot say: the bearer scheme, and that a patch needs
-/// at least one field (utoipa-gen 5.5 turns `min_properties` into
-/// `maxProperties`, so it is set here).
+/// What the derive cannot say: the bearer scheme; the errors every call
+/// behind the token can answer (`401`, `403`, `500`), added to each so no
+/// operation forgets one; and that a patch needs at least one field
+/// (utoipa-gen 5.5 turns `min_properties` into `maxProperties`, so it is
+/// set here).
 struct Refinements;
+
+/// `(status, description)` of the errors of every call behind the token;
+/// writes can also meet the read-only token.
+fn common_errors(write: bool) -> [(&'static str, &'static str); 3] {
+    [
+        ("401", "`unauthorized`: no bearer token, or a wrong one"),
+        (
+            "403",
+            if write {
+                "`forbidden_origin`: a browser page from an origin that is not allowed; \
+                 `read_only_token`: the read-only token cannot change anything"
+            } else {
+                "`forbidden_origin`: a browser page from an origin that is not allowed"
+            },
+        ),
+        ("500", "`internal`: a bug; the switchyard log says more"),
+    ]
+}
+
+fn error_response(description: &str) -> RefOr<Response> {
+    let example = serde_json::json!({"error": {"code": "unauthorized",
+        "message": "a valid bearer token is required: send `Authorization: Bearer <token>`"}});
+    RefOr::T(
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ErrorBody")))
+                    .example(description.starts_with("`unauthorized`").then_some(example))
+                    .build(),
+            )
+            .build(),
+    )
+}
 
 impl Modify for Refinements {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
@@ -49,13 +91,34 @@ impl Modify for Refinements {
             patch.min_properties = Some(1);
             patch.max_properties = None;
         }
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                (&mut item.get, false),
+                (&mut item.post, true),
+                (&mut item.put, true),
+                (&mut item.patch, true),
+                (&mut item.delete, true),
+            ];
+            for (operation, write) in operations {
+                // `/healthz` and `/readyz` say `security(())`: no token.
+                let Some(operation) = operation.as_mut().filter(|op| op.security.is_none()) else {
+                    continue;
+                };
+                for (status, description) in common_errors(write) {
+                    operation
+                        .responses
+                        .responses
+                        .entry(status.to_owned())
+                        .or_insert_with(|| error_response(description));
+                }
+            }
+        }
     }
 }
 
 /// This document.
-#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "meta",
-    responses((status = 200, description = "OpenAPI 3 document", content_type = "application/json"),
-        (status = 401, body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "meta", operation_id = "openapi_document",
+    responses((status = 200, description = "OpenAPI 3 document", content_type = "application/json")))]
 pub async fn document() -> Json<utoipa::openapi::OpenApi> {
     Json(ApiDoc::openapi())
 }

@@ -6,7 +6,6 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use axum::Json;
 
-use super::error::ErrorBody;
 use super::model::{
     rfc3339, BackendHistory, BackendStatsView, ByClass, Latency, Sample, Stats, StatsHistory,
 };
@@ -18,7 +17,7 @@ use crate::telemetry::{self, history, StatsSnapshot, Telemetry};
 /// Per-backend counters since start: requests, errors, in flight, bytes,
 /// latency, health.
 #[utoipa::path(get, path = "/api/v1/stats", tag = "observability", operation_id = "get_stats",
-    responses((status = 200, body = Stats), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = Stats)))]
 pub async fn stats(State(state): State<AdminState>) -> Json<Stats> {
     let snapshot = state.pool.load();
     let backends = snapshot
@@ -67,7 +66,7 @@ fn by_class(s: &StatsSnapshot) -> ByClass {
 /// sampled by the server.
 #[utoipa::path(get, path = "/api/v1/stats/history", tag = "observability",
     operation_id = "get_stats_history",
-    responses((status = 200, body = StatsHistory), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = StatsHistory)))]
 pub async fn history(State(state): State<AdminState>) -> Json<StatsHistory> {
     let snapshot = state.pool.load();
     let backends = snapshot
@@ -97,8 +96,7 @@ pub async fn history(State(state): State<AdminState>) -> Json<StatsHistory> {
 
 /// Prometheus text format.
 #[utoipa::path(get, path = "/metrics", tag = "observability", operation_id = "get_metrics",
-    responses((status = 200, description = "Prometheus text format (0.0.4)", content_type = "text/plain", body = String),
-        (status = 401, body = ErrorBody)))]
+    responses((status = 200, description = "Prometheus text format (0.0.4)", content_type = "text/plain", body = String)))]
 pub async fn metrics(State(state): State<AdminState>) -> impl IntoResponse {
     render(&state.telemetry)
 }

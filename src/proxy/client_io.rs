@@ -21,7 +21,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
@@ -30,6 +30,7 @@ use tokio::time::{Instant, Sleep};
 
 use super::framing::{self, FramingError};
 use super::headers::PeerIp;
+use super::proxy_protocol::{self, Refused};
 
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
@@ -42,6 +43,8 @@ pub struct ConnShared {
     pub peer_ip: PeerIp,
     in_flight: AtomicUsize,
     framing_error: Mutex<Option<FramingError>>,
+    /// Why the wrapper closed the connection, if it did.
+    refused: OnceLock<Refused>,
     /// The read that was left pending while busy: woken when the connection
     /// turns idle so that the idle deadline gets armed.
     parked_reader: Mutex<Option<Waker>>,
@@ -55,6 +58,7 @@ impl ConnShared {
             peer_ip: PeerIp::new(peer.ip()),
             in_flight: AtomicUsize::new(0),
             framing_error: Mutex::default(),
+            refused: OnceLock::new(),
             parked_reader: Mutex::default(),
         }
     }
@@ -72,6 +76,11 @@ impl ConnShared {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .take()
+    }
+
+    /// Why the connection was refused before HTTP, if it was.
+    pub fn refused(&self) -> Option<Refused> {
+        self.refused.get().copied()
     }
 
     fn busy(&self) -> bool {
@@ -122,6 +131,9 @@ pub struct Deadlines {
     pub idle: Duration,
     /// Largest head scanned for framing problems (hyper refuses larger ones).
     pub max_head: usize,
+    /// Close the connection if it starts with a PROXY protocol header (the
+    /// peer is not a trusted balancer).
+    pub refuse_proxy_header: bool,
 }
 
 /// A client stream with phase deadlines and HTTP/1 head checks.
@@ -137,6 +149,9 @@ pub struct ClientIo<T> {
     head_done: bool,
     timer: Option<Pin<Box<Sleep>>>,
     timer_at: Option<Instant>,
+    /// The first bytes, while they may still be a PROXY protocol header
+    /// that this peer may not send.
+    guard: Option<Vec<u8>>,
 }
 
 impl<T> ClientIo<T> {
@@ -153,6 +168,7 @@ impl<T> ClientIo<T> {
             head_done: false,
             timer: None,
             timer_at: None,
+            guard: deadlines.refuse_proxy_header.then(Vec::new),
         }
     }
 
@@ -167,6 +183,25 @@ impl<T> ClientIo<T> {
             (false, Phase::Busy) => self.phase = Phase::Idle(Instant::now()),
             (false, _) => {}
         }
+    }
+
+    /// Whether the first bytes are a PROXY protocol header this peer may
+    /// not send (then the connection is refused).
+    fn forbidden_header(&mut self, bytes: &[u8]) -> bool {
+        let Some(seen) = &mut self.guard else {
+            return false;
+        };
+        seen.extend_from_slice(&bytes[..bytes.len().min(12 - seen.len())]);
+        if seen.starts_with(b"PROXY ")
+            || seen.len() == 12 && proxy_protocol::starts_with_header(seen)
+        {
+            let _ = self.shared.refused.set(Refused::Untrusted);
+            return true;
+        }
+        if !proxy_protocol::starts_with_header(seen) || seen.len() == 12 {
+            self.guard = None;
+        }
+        false
     }
 
     fn on_bytes(&mut self, bytes: &[u8]) {
@@ -254,6 +289,12 @@ impl<T: AsyncRead + Unpin> AsyncRead for ClientIo<T> {
         match Pin::new(&mut this.inner).poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
                 let filled = &buf.filled()[before..];
+                if this.forbidden_header(filled) {
+                    return Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        Refused::Untrusted,
+                    )));
+                }
                 if !filled.is_empty() {
                     this.on_bytes(filled);
                 }

@@ -3,7 +3,8 @@
 //! - [`workers`]: one thread and single-threaded runtime per worker, each
 //!   running [`serve`] on the shared listening socket.
 //! - [`serve`]: the accept loop (connection limit, TCP_NODELAY, one task per
-//!   connection, graceful shutdown).
+//!   connection, graceful shutdown); [`proxy_protocol`]: the header a trusted
+//!   TCP balancer sends first.
 //! - [`client_io`]: per-connection deadlines and HTTP/1 head checks.
 //! - [`framing`]: ambiguous framing hyper would accept.
 //! - [`handler`]: the request phases; [`pick`]: candidates by hash order
@@ -29,22 +30,27 @@ pub mod framing;
 pub mod handler;
 pub mod headers;
 pub mod pick;
+pub mod proxy_protocol;
 pub mod request_id;
 pub mod upstream;
 pub mod workers;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use handler::Proxy;
 
 use client_io::{ClientIo, ConnShared, Deadlines};
+use proxy_protocol::Prefixed;
+
+use crate::config::ProxySettings;
 
 /// Serve proxied HTTP on `listener` until `shutdown` fires, then stop
 /// accepting and give open connections `shutdown_grace` to finish.
@@ -77,38 +83,12 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         // Per connection: a config reload applies to the connections after it.
         let settings = proxy.settings.load_full();
-        let builder = connection_builder(&settings);
-        let deadlines = Deadlines {
-            header_read: settings.header_read_timeout,
-            idle: settings.idle_timeout,
-            max_head: settings.max_header_bytes,
-        };
-        let shared = Arc::new(ConnShared::new(peer));
-        let io = TokioIo::new(ClientIo::new(stream, Arc::clone(&shared), deadlines));
-        let telemetry = Arc::clone(&proxy.telemetry);
-        let for_service = Arc::clone(&proxy);
-        // Boxed: hyper keeps room for one request future per connection for
-        // the connection's life, and `handle`'s state machine is ~4 KiB. A
-        // box per request costs one allocation; unboxed, every idle
-        // keep-alive connection would hold those 4 KiB.
-        let service = service_fn(move |req| {
-            Box::pin(handler::handle(
-                Arc::clone(&for_service),
-                Arc::clone(&shared),
-                req,
-            ))
-        });
-        let conn = graceful.watch(
-            builder
-                .serve_connection_with_upgrades(io, service)
-                .into_owned(),
-        );
-        telemetry.client_connection(true);
+        let proxy = Arc::clone(&proxy);
+        let watcher = graceful.watcher();
         tokio::spawn(async move {
-            if let Err(err) = conn.await {
-                tracing::debug!(%peer, %err, "client connection ended with an error");
-            }
-            telemetry.client_connection(false);
+            proxy.telemetry.client_connection(true);
+            serve_connection(&proxy, stream, peer, &settings, watcher).await;
+            proxy.telemetry.client_connection(false);
             drop(permit);
         });
     }
@@ -126,10 +106,66 @@ pub async fn serve(
     Ok(())
 }
 
+/// One client connection: its PROXY protocol header if its peer is a
+/// trusted balancer, then HTTP until it closes (or the graceful stop).
+async fn serve_connection(
+    proxy: &Arc<Proxy>,
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    settings: &ProxySettings,
+    watcher: Watcher,
+) {
+    let balancers = settings.proxy_protocol.as_deref();
+    let from_balancer = balancers.is_some_and(|nets| crate::config::any_contains(nets, peer.ip()));
+    let (client, stream) = if from_balancer {
+        match proxy_protocol::read_header(stream, peer, settings.header_read_timeout).await {
+            Ok(pair) => pair,
+            Err(refused) => {
+                tracing::debug!(%peer, %refused, "connection closed");
+                proxy.telemetry.refused(refused);
+                return;
+            }
+        }
+    } else {
+        (peer, Prefixed::new(stream))
+    };
+    let deadlines = Deadlines {
+        header_read: settings.header_read_timeout,
+        idle: settings.idle_timeout,
+        max_head: settings.max_header_bytes,
+        refuse_proxy_header: balancers.is_some() && !from_balancer,
+    };
+    let shared = Arc::new(ConnShared::new(client));
+    let io = TokioIo::new(ClientIo::new(stream, Arc::clone(&shared), deadlines));
+    let for_service = Arc::clone(proxy);
+    let service_shared = Arc::clone(&shared);
+    // Boxed: hyper keeps room for one request future per connection for
+    // the connection's life, and `handle`'s state machine is ~4 KiB. A
+    // box per request costs one allocation; unboxed, every idle
+    // keep-alive connection would hold those 4 KiB.
+    let service = service_fn(move |req| {
+        Box::pin(handler::handle(
+            Arc::clone(&for_service),
+            Arc::clone(&service_shared),
+            req,
+        ))
+    });
+    let conn = connection_builder(settings)
+        .serve_connection_with_upgrades(io, service)
+        .into_owned();
+    if let Err(err) = watcher.watch(conn).await {
+        tracing::debug!(%peer, %err, "client connection ended with an error");
+    }
+    if let Some(refused) = shared.refused() {
+        tracing::debug!(%peer, %refused, "connection closed");
+        proxy.telemetry.refused(refused);
+    }
+}
+
 /// HTTP/1.1 + h2c with our limits. The head-size limit is hyper's read
 /// buffer limit (a larger head gets `431`); hyper's header timer is off
 /// because [`ClientIo`] enforces header-read and idle deadlines itself.
-fn connection_builder(settings: &crate::config::ProxySettings) -> auto::Builder<TokioExecutor> {
+fn connection_builder(settings: &ProxySettings) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()

@@ -19,6 +19,7 @@ use dashmap::DashMap;
 use http::StatusCode;
 
 use crate::health::Health;
+use crate::proxy::proxy_protocol::Refused;
 use crate::routing::{Backend, BackendAddr, BackendPool, Snapshot};
 
 pub use latency::HistogramSnapshot;
@@ -146,6 +147,8 @@ pub struct Telemetry {
     reloads: [AtomicU64; 2],
     /// Client connections open now.
     client_connections: AtomicI64,
+    /// Client connections closed before HTTP, by [`Refused::as_str`] reason.
+    refused: [AtomicU64; 4],
     /// Every worker's request durations.
     durations: std::sync::Mutex<Vec<Arc<Durations>>>,
     /// When this process started serving (for `process_start_time_seconds`).
@@ -164,6 +167,7 @@ impl Telemetry {
             health,
             reloads: Default::default(),
             client_connections: AtomicI64::new(0),
+            refused: Default::default(),
             durations: std::sync::Mutex::default(),
             started: std::time::SystemTime::now(),
             history: history::History::default(),
@@ -196,6 +200,11 @@ impl Telemetry {
     pub fn client_connection(&self, opened: bool) {
         self.client_connections
             .fetch_add(if opened { 1 } else { -1 }, Relaxed);
+    }
+
+    /// A client connection was closed before HTTP (PROXY protocol).
+    pub fn refused(&self, why: Refused) {
+        self.refused[why as usize].fetch_add(1, Relaxed);
     }
 
     /// A config reload was applied (`true`) or refused.

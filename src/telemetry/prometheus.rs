@@ -10,6 +10,7 @@ use prometheus_client::registry::Registry;
 use super::latency::{HistogramSnapshot, BOUNDS_MICROS};
 use super::{StatsSnapshot, Telemetry, CLASSES};
 use crate::health::{HealthState, HealthView};
+use crate::proxy::proxy_protocol::Refused;
 use crate::routing::BackendState;
 
 pub use prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
@@ -240,6 +241,26 @@ impl Collector for Telemetry {
             None,
             open.metric_type(),
         )?)?;
+
+        let mut refused = encoder.encode_descriptor(
+            "switchyard_client_connections_refused",
+            "Client connections closed before HTTP: a PROXY protocol header missing, malformed, late, or from a peer that is not trusted",
+            None,
+            MetricType::Counter,
+        )?;
+        for why in [
+            Refused::Missing,
+            Refused::Malformed,
+            Refused::TimedOut,
+            Refused::Untrusted,
+        ] {
+            refused
+                .encode_family(&[("reason", why.as_str())])?
+                .encode_counter::<NoLabelSet, _, u64>(
+                    &self.refused[why as usize].load(std::sync::atomic::Ordering::Relaxed),
+                    None,
+                )?;
+        }
 
         let mut reloads = encoder.encode_descriptor(
             "switchyard_config_reloads",

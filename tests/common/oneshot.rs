@@ -16,6 +16,8 @@ use switchyard::telemetry::Telemetry;
 use tower::ServiceExt;
 
 pub const TOKEN: &str = "test-token-0123456789";
+/// A browser origin [`Api`] accepts besides its own (`admin.allowed_origins`).
+pub const ALLOWED_ORIGIN: &str = "https://admin.example.com";
 /// The read-only token of [`Api`].
 pub const READ_TOKEN: &str = "read-only-token-0123456789";
 
@@ -58,7 +60,10 @@ impl Api {
             settings: Arc::new(arc_swap::ArcSwap::from_pointee(proxy_settings)),
             token: AdminToken::new(TOKEN),
             read_token: Some(AdminToken::new(READ_TOKEN)),
-            origins: Arc::new(Origins::of("127.0.0.1:8081".parse().unwrap())),
+            origins: Arc::new(
+                Origins::of("127.0.0.1:8081".parse().unwrap())
+                    .with(vec![ALLOWED_ORIGIN.to_owned()]),
+            ),
             db: Arc::default(),
         };
         Api {

@@ -15,6 +15,8 @@ pub struct Process {
     pub dir: tempfile::TempDir,
     pub addr: SocketAddr,
     pub admin: Admin,
+    /// The `--metrics-listen` address, when given.
+    pub metrics: Option<SocketAddr>,
     pub log: Arc<Mutex<Vec<String>>>,
 }
 
@@ -65,11 +67,14 @@ impl Process {
             .expect("switchyard binary starts");
         let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
         let log: Arc<Mutex<Vec<String>>> = Arc::default();
-        let (addr, admin_addr) = tokio::time::timeout(Duration::from_secs(30), async {
+        let (addr, admin_addr, metrics) = tokio::time::timeout(Duration::from_secs(30), async {
             while let Some(line) = lines.next_line().await.unwrap() {
                 log.lock().unwrap().push(line.clone());
                 if line.contains("switchyard ready") {
-                    return (field(&line, " listen="), field(&line, " admin="));
+                    let metrics = args
+                        .contains(&"--metrics-listen")
+                        .then(|| field(&line, " metrics="));
+                    return (field(&line, " listen="), field(&line, " admin="), metrics);
                 }
             }
             panic!(
@@ -102,6 +107,7 @@ impl Process {
             dir,
             addr,
             admin: Admin::new(admin_addr, &token),
+            metrics,
             log,
         }
     }
@@ -157,10 +163,19 @@ pub fn database_path(dir: &Path) -> std::path::PathBuf {
     dir.join("switchyard.db")
 }
 
+/// The address in field `name` (like `" listen="`) of a text or JSON log line.
 fn field(line: &str, name: &str) -> SocketAddr {
-    line.split(name)
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
+    let value = if line.starts_with('{') {
+        let json: serde_json::Value = serde_json::from_str(line).unwrap();
+        let key = name.trim().trim_end_matches('=');
+        json["fields"][key].as_str().map(str::to_owned)
+    } else {
+        line.split(name)
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .map(str::to_owned)
+    };
+    value
         .and_then(|value| value.parse().ok())
         .unwrap_or_else(|| panic!("no{name} address in {line:?}"))
 }

@@ -156,6 +156,7 @@ impl utoipa::ToSchema for Address {}
 /// `POST /api/v1/backends`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"address": "10.0.0.7:8000", "weight": 2}))]
 pub struct NewBackend {
     pub address: Address,
     /// 1–1000 (default 1).
@@ -167,6 +168,7 @@ pub struct NewBackend {
 /// `PATCH /api/v1/backends/{id}`: at least one field.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"state": "draining"}))]
 pub struct BackendPatch {
     #[serde(default, deserialize_with = "present")]
     #[schema(nullable = false)]
@@ -218,6 +220,10 @@ fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
 /// `PUT /api/v1/backends`: the whole new pool.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"backends": [
+    {"address": "10.0.0.7:8000"},
+    {"address": "10.0.0.8:8000", "weight": 3},
+    {"address": "10.0.0.9:8000", "state": "draining"}]}))]
 pub struct Replacement {
     pub backends: Vec<WantedBackend>,
 }

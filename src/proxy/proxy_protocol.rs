@@ -1,0 +1,286 @@
+//! PROXY protocol (v1 text, v2 binary) on the proxy listener, for
+//! deployments behind TCP balancers: a connection from a trusted balancer
+//! starts with a header naming the real client, and that client is the one
+//! `X-Forwarded-For`, `trusted_proxies` and the access log see.
+//!
+//! - A trusted peer must send a header, within `timeouts.header_read`; a
+//!   missing or malformed one closes the connection. `LOCAL` (v2) and
+//!   `UNKNOWN` (v1) headers, a balancer's own health checks, keep the peer.
+//! - An untrusted peer is served as a direct client, and a header from it
+//!   closes the connection (see [`starts_with_header`], checked by
+//!   [`super::client_io::ClientIo`]): nobody else may claim an address.
+//!
+//! Parsing is the `ppp` crate's; this module only reads and decides.
+
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::{Buf, Bytes};
+use ppp::{v1, v2, HeaderResult, PartialResult};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+
+/// The largest header read (v1 is at most 107 bytes; v2 with TLVs is
+/// rarely above a few hundred).
+const MAX_HEADER: usize = 4096;
+
+/// The v2 signature; v1 starts with `PROXY `.
+const V2_SIGNATURE: &[u8] = b"\r\n\r\n\0\r\nQUIT\n";
+
+/// Why a connection was closed before HTTP.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    #[error("a trusted balancer sent no PROXY protocol header")]
+    Missing,
+    #[error("malformed PROXY protocol header")]
+    Malformed,
+    #[error("no PROXY protocol header within the header-read timeout")]
+    TimedOut,
+    #[error("a PROXY protocol header from a peer that is not trusted")]
+    Untrusted,
+}
+
+impl Refused {
+    /// The metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Refused::Missing => "missing",
+            Refused::Malformed => "malformed",
+            Refused::TimedOut => "timed_out",
+            Refused::Untrusted => "untrusted",
+        }
+    }
+}
+
+/// Whether `first` (the first bytes of a connection, possibly fewer than a
+/// whole signature) is, or may become, a PROXY protocol header.
+pub fn starts_with_header(first: &[u8]) -> bool {
+    [&b"PROXY "[..], V2_SIGNATURE]
+        .iter()
+        .any(|sig| !first.is_empty() && sig.starts_with(&first[..first.len().min(sig.len())]))
+}
+
+/// Read the header a trusted `peer` sends; returns the client it names
+/// (`peer` for `LOCAL`/`UNKNOWN`) and the stream with the bytes read
+/// past the header put back.
+pub async fn read_header<S: AsyncRead + Unpin>(
+    mut stream: S,
+    peer: SocketAddr,
+    within: Duration,
+) -> Result<(SocketAddr, Prefixed<S>), Refused> {
+    let mut buffer = Vec::with_capacity(256);
+    let read = async {
+        loop {
+            let mut chunk = [0u8; 512];
+            let n = stream
+                .read(&mut chunk)
+                .await
+                .map_err(|_| Refused::Missing)?;
+            if n == 0 {
+                // The connection ended inside a header that had begun.
+                return Err(if buffer.is_empty() {
+                    Refused::Missing
+                } else {
+                    Refused::Malformed
+                });
+            }
+            buffer.extend_from_slice(&chunk[..n]);
+            if !starts_with_header(&buffer) {
+                return Err(Refused::Missing);
+            }
+            let parsed = HeaderResult::parse(&buffer);
+            // A v1 header ends at its line end: whatever ppp still waits for
+            // after it will not come.
+            let v1_ended = buffer.starts_with(b"PROXY ") && buffer.windows(2).any(|w| w == b"\r\n");
+            if parsed.is_incomplete() && !v1_ended && buffer.len() < MAX_HEADER {
+                continue;
+            }
+            return client_of(&parsed, peer).ok_or(Refused::Malformed);
+        }
+    };
+    let (client, used) = tokio::time::timeout(within, read)
+        .await
+        .map_err(|_| Refused::TimedOut)??;
+    let rest = Bytes::from(buffer).slice(used..);
+    Ok((
+        client,
+        Prefixed {
+            prefix: rest,
+            inner: stream,
+        },
+    ))
+}
+
+/// The client a complete header names, and the header's length.
+fn client_of(parsed: &HeaderResult<'_>, peer: SocketAddr) -> Option<(SocketAddr, usize)> {
+    match parsed {
+        HeaderResult::V1(Ok(header)) => {
+            let client = match header.addresses {
+                v1::Addresses::Tcp4(a) => SocketAddr::from((a.source_address, a.source_port)),
+                v1::Addresses::Tcp6(a) => SocketAddr::from((a.source_address, a.source_port)),
+                v1::Addresses::Unknown => peer,
+            };
+            Some((client, header.header.len()))
+        }
+        HeaderResult::V2(Ok(header)) => {
+            let client = match (header.command, header.addresses) {
+                (v2::Command::Proxy, v2::Addresses::IPv4(a)) => {
+                    SocketAddr::from((a.source_address, a.source_port))
+                }
+                (v2::Command::Proxy, v2::Addresses::IPv6(a)) => {
+                    SocketAddr::from((a.source_address, a.source_port))
+                }
+                _ => peer,
+            };
+            Some((client, header.len()))
+        }
+        _ => None,
+    }
+}
+
+/// A stream with bytes already read from it put back in front.
+#[derive(Debug)]
+pub struct Prefixed<S> {
+    prefix: Bytes,
+    inner: S,
+}
+
+impl<S> Prefixed<S> {
+    /// `inner` with nothing put back.
+    pub fn new(inner: S) -> Self {
+        Prefixed {
+            prefix: Bytes::new(),
+            inner,
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Prefixed<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if self.prefix.has_remaining() {
+            let n = self.prefix.len().min(buf.remaining());
+            buf.put_slice(&self.prefix[..n]);
+            self.prefix.advance(n);
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Prefixed<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PEER: &str = "10.0.0.1:40000";
+
+    async fn read(input: &[u8]) -> Result<(SocketAddr, Vec<u8>), Refused> {
+        let (client, mut rest) =
+            read_header(input, PEER.parse().unwrap(), Duration::from_secs(1)).await?;
+        let mut after = Vec::new();
+        rest.read_to_end(&mut after).await.unwrap();
+        Ok((client, after))
+    }
+
+    fn v2(command: u8, family: u8, addresses: &[u8]) -> Vec<u8> {
+        let mut header = V2_SIGNATURE.to_vec();
+        header.push(0x20 | command);
+        header.push(family);
+        header.extend_from_slice(&u16::try_from(addresses.len()).unwrap().to_be_bytes());
+        header.extend_from_slice(addresses);
+        header
+    }
+
+    #[tokio::test]
+    async fn headers_name_the_client_and_the_bytes_after_them_are_kept() {
+        let (client, rest) =
+            read(b"PROXY TCP4 203.0.113.7 10.0.0.9 51000 80\r\nGET / HTTP/1.1\r\n")
+                .await
+                .unwrap();
+        assert_eq!(client, "203.0.113.7:51000".parse().unwrap());
+        assert_eq!(rest, b"GET / HTTP/1.1\r\n");
+        let (client, _) = read(b"PROXY TCP6 2001:db8::7 2001:db8::1 51000 443\r\n")
+            .await
+            .unwrap();
+        assert_eq!(client, "[2001:db8::7]:51000".parse().unwrap());
+        let (client, _) = read(b"PROXY UNKNOWN\r\n").await.unwrap();
+        assert_eq!(client, PEER.parse().unwrap(), "UNKNOWN keeps the peer");
+
+        let mut input = v2(1, 0x11, &[198, 51, 100, 4, 10, 0, 0, 9, 0xc3, 0x50, 0, 80]);
+        input.extend_from_slice(b"GET");
+        let (client, rest) = read(&input).await.unwrap();
+        assert_eq!(client, "198.51.100.4:50000".parse().unwrap());
+        assert_eq!(rest, b"GET");
+        let (client, _) = read(&v2(0, 0x00, &[])).await.unwrap();
+        assert_eq!(client, PEER.parse().unwrap(), "LOCAL keeps the peer");
+    }
+
+    #[tokio::test]
+    async fn missing_and_malformed_headers_are_refused() {
+        assert_eq!(read(b"GET / HTTP/1.1\r\n\r\n").await, Err(Refused::Missing));
+        assert_eq!(read(b"").await, Err(Refused::Missing));
+        assert_eq!(
+            read(b"PROXY TCP4 nonsense\r\n").await,
+            Err(Refused::Malformed)
+        );
+        let (tx, rx) = tokio::io::duplex(64);
+        let mut tx = tx;
+        tokio::io::AsyncWriteExt::write_all(&mut tx, b"PROXY TCP4 who knows\r\n\r\n")
+            .await
+            .unwrap();
+        let open = read_header(rx, PEER.parse().unwrap(), Duration::from_secs(5));
+        let refused = tokio::time::timeout(Duration::from_secs(1), open).await;
+        assert!(
+            matches!(refused, Ok(Err(Refused::Malformed))),
+            "a v1 line that ended is judged at once, the connection still open"
+        );
+        assert_eq!(read(&v2(1, 0x11, &[1, 2])).await, Err(Refused::Malformed));
+        let endless = [&b"PROXY TCP4 "[..], &[b'1'; 5000]].concat();
+        assert_eq!(read(&endless).await, Err(Refused::Malformed));
+    }
+
+    #[test]
+    fn the_start_of_a_header_is_recognized_from_the_first_byte() {
+        assert!(starts_with_header(b"P"));
+        assert!(starts_with_header(b"PROXY TCP4"));
+        assert!(starts_with_header(b"\r\n\r\n\0"));
+        assert!(!starts_with_header(b"POST / HTTP/1.1"));
+        assert!(!starts_with_header(b"PRI * HTTP/2.0"));
+        assert!(!starts_with_header(b""));
+    }
+}
