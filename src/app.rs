@@ -44,15 +44,18 @@ impl App {
         } else {
             None
         };
-        let mut backends = checked.backends;
-        if let (Some(demo), true) = (&demo, backends.is_empty()) {
-            backends = demo.backends();
-        }
         let database = &checked.database;
         let store = Store::open(database.expose())
             .await
             .map_err(|e| anyhow::anyhow!("cannot open database {database}: {e}"))?;
-        let membership = reconcile(&store, &backends, settings.replace_backends).await?;
+        let membership = match (&demo, checked.backends.is_empty()) {
+            // The demo backends are not configured ones: they only seed.
+            (Some(demo), true) => reconcile(&store, &demo.backends(), Seed::OnlyEmpty).await?,
+            _ if settings.replace_backends => {
+                reconcile(&store, &checked.backends, Seed::Replace).await?
+            }
+            _ => reconcile(&store, &checked.backends, Seed::WarnIfDifferent).await?,
+        };
         let pool = Arc::new(BackendPool::new(membership.snapshot()?));
         let health = Arc::new(Health::new(checked.proxy.health.clone()));
         health.track(&pool.load());
@@ -232,14 +235,20 @@ async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
         .map_err(|e| anyhow::anyhow!("cannot listen on {addr} ({what}): {e}"))
 }
 
-/// The stored membership. Configured backends seed an empty store, or
-/// replace the stored pool when `replace` (`--replace-backends`); otherwise
-/// the store wins, and a difference is a warning that says how to apply them.
-async fn reconcile(
-    store: &Store,
-    backends: &[Backend],
-    replace: bool,
-) -> anyhow::Result<Membership> {
+/// What configured backends do to a store that is not empty.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Seed {
+    /// Nothing (the demo backends).
+    OnlyEmpty,
+    /// The store wins; a difference is a warning that says how to apply them.
+    WarnIfDifferent,
+    /// They replace the stored pool (`--replace-backends`).
+    Replace,
+}
+
+/// The stored membership, after the configured `backends` seeded an empty
+/// store (or did what `seed` says to one that is not).
+async fn reconcile(store: &Store, backends: &[Backend], seed: Seed) -> anyhow::Result<Membership> {
     let membership = store.membership().await?;
     if backends.is_empty() {
         return Ok(membership);
@@ -254,15 +263,15 @@ async fn reconcile(
         .map(|b| (b.address.clone(), b.weight, b.state))
         .collect();
     let same = configured.len() == stored.len() && configured.iter().all(|c| stored.contains(c));
-    if membership.backends.is_empty() || (replace && !same) {
+    if membership.backends.is_empty() || (seed == Seed::Replace && !same) {
         tracing::info!(
             backends = configured.len(),
-            replace,
+            ?seed,
             "setting the stored pool to the configured backends"
         );
         return Ok(store.replace(&configured).await?);
     }
-    if !same {
+    if !same && seed == Seed::WarnIfDifferent {
         tracing::warn!(
             configured = %list(&configured),
             stored = %list(&stored),

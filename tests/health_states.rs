@@ -13,14 +13,7 @@ use http::{Response, StatusCode};
 use serde_json::Value;
 
 async fn backend_view(proxy: &Proxy, address: SocketAddr) -> Value {
-    let list = proxy.admin.get("/api/v1/backends").await.json;
-    list["backends"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|b| b["address"] == address.to_string())
-        .cloned()
-        .unwrap_or_else(|| panic!("{address} is listed: {list}"))
+    proxy.admin.backend(address).await
 }
 
 /// `(health, health_reason)` of `address`.

@@ -39,14 +39,8 @@ async fn broken_chunks(proxy: SocketAddr, host: &str) -> String {
 }
 
 async fn health_of(proxy: &Proxy, backend: SocketAddr) -> String {
-    let list = proxy.admin.get("/api/v1/backends").await.json;
-    list["backends"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|b| b["address"] == backend.to_string())
-        .map(|b| b["health"].as_str().unwrap().to_owned())
-        .unwrap()
+    let view = proxy.admin.backend(backend).await;
+    view["health"].as_str().unwrap().to_owned()
 }
 
 #[tokio::test]

@@ -25,6 +25,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
+use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
@@ -152,6 +153,9 @@ pub struct ClientIo<T> {
     /// The first bytes, while they may still be a PROXY protocol header
     /// that this peer may not send.
     guard: Option<Vec<u8>>,
+    /// Bytes read before hyper took over (after a PROXY protocol header),
+    /// served first.
+    read_ahead: Bytes,
 }
 
 impl<T> ClientIo<T> {
@@ -169,7 +173,14 @@ impl<T> ClientIo<T> {
             timer: None,
             timer_at: None,
             guard: deadlines.refuse_proxy_header.then(Vec::new),
+            read_ahead: Bytes::new(),
         }
+    }
+
+    /// Serve `bytes`, already read from the stream, before reading more.
+    pub fn with_read_ahead(mut self, bytes: Bytes) -> Self {
+        self.read_ahead = bytes;
+        self
     }
 
     /// Update the phase from the shared in-flight count.
@@ -286,7 +297,14 @@ impl<T: AsyncRead + Unpin> AsyncRead for ClientIo<T> {
         let this = &mut *self;
         this.refresh_phase();
         let before = buf.filled().len();
-        match Pin::new(&mut this.inner).poll_read(cx, buf) {
+        let polled = if this.read_ahead.is_empty() {
+            Pin::new(&mut this.inner).poll_read(cx, buf)
+        } else {
+            let n = this.read_ahead.len().min(buf.remaining());
+            buf.put_slice(&this.read_ahead.split_to(n));
+            Poll::Ready(Ok(()))
+        };
+        match polled {
             Poll::Ready(Ok(())) => {
                 let filled = &buf.filled()[before..];
                 if this.forbidden_header(filled) {

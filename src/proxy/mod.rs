@@ -48,7 +48,6 @@ use tokio_util::sync::CancellationToken;
 pub use handler::Proxy;
 
 use client_io::{ClientIo, ConnShared, Deadlines};
-use proxy_protocol::Prefixed;
 
 use crate::config::ProxySettings;
 
@@ -110,15 +109,15 @@ pub async fn serve(
 /// trusted balancer, then HTTP until it closes (or the graceful stop).
 async fn serve_connection(
     proxy: &Arc<Proxy>,
-    stream: tokio::net::TcpStream,
+    mut stream: tokio::net::TcpStream,
     peer: SocketAddr,
     settings: &ProxySettings,
     watcher: Watcher,
 ) {
     let balancers = settings.proxy_protocol.as_deref();
     let from_balancer = balancers.is_some_and(|nets| crate::config::any_contains(nets, peer.ip()));
-    let (client, stream) = if from_balancer {
-        match proxy_protocol::read_header(stream, peer, settings.header_read_timeout).await {
+    let (client, read_ahead) = if from_balancer {
+        match proxy_protocol::read_header(&mut stream, peer, settings.header_read_timeout).await {
             Ok(pair) => pair,
             Err(refused) => {
                 tracing::debug!(%peer, %refused, "connection closed");
@@ -127,7 +126,7 @@ async fn serve_connection(
             }
         }
     } else {
-        (peer, Prefixed::new(stream))
+        (peer, bytes::Bytes::new())
     };
     let deadlines = Deadlines {
         header_read: settings.header_read_timeout,
@@ -136,7 +135,9 @@ async fn serve_connection(
         refuse_proxy_header: balancers.is_some() && !from_balancer,
     };
     let shared = Arc::new(ConnShared::new(client));
-    let io = TokioIo::new(ClientIo::new(stream, Arc::clone(&shared), deadlines));
+    let io = TokioIo::new(
+        ClientIo::new(stream, Arc::clone(&shared), deadlines).with_read_ahead(read_ahead),
+    );
     let for_service = Arc::clone(proxy);
     let service_shared = Arc::clone(&shared);
     // Boxed: hyper keeps room for one request future per connection for

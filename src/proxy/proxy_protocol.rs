@@ -12,15 +12,12 @@
 //!
 //! Parsing is the `ppp` crate's; this module only reads and decides.
 
-use std::io;
 use std::net::SocketAddr;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::{Buf, Bytes};
+use bytes::Bytes;
 use ppp::{v1, v2, HeaderResult, PartialResult};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt};
 
 /// The largest header read (v1 is at most 107 bytes; v2 with TLVs is
 /// rarely above a few hundred).
@@ -62,14 +59,14 @@ pub fn starts_with_header(first: &[u8]) -> bool {
         .any(|sig| !first.is_empty() && sig.starts_with(&first[..first.len().min(sig.len())]))
 }
 
-/// Read the header a trusted `peer` sends; returns the client it names
-/// (`peer` for `LOCAL`/`UNKNOWN`) and the stream with the bytes read
-/// past the header put back.
+/// Read the header a trusted `peer` sends on `stream`; returns the client
+/// it names (`peer` for `LOCAL`/`UNKNOWN`) and the bytes read past the
+/// header (the start of the HTTP stream).
 pub async fn read_header<S: AsyncRead + Unpin>(
-    mut stream: S,
+    stream: &mut S,
     peer: SocketAddr,
     within: Duration,
-) -> Result<(SocketAddr, Prefixed<S>), Refused> {
+) -> Result<(SocketAddr, Bytes), Refused> {
     let mut buffer = Vec::with_capacity(256);
     let read = async {
         loop {
@@ -103,14 +100,7 @@ pub async fn read_header<S: AsyncRead + Unpin>(
     let (client, used) = tokio::time::timeout(within, read)
         .await
         .map_err(|_| Refused::TimedOut)??;
-    let rest = Bytes::from(buffer).slice(used..);
-    Ok((
-        client,
-        Prefixed {
-            prefix: rest,
-            inner: stream,
-        },
-    ))
+    Ok((client, Bytes::from(buffer).slice(used..)))
 }
 
 /// The client a complete header names, and the header's length.
@@ -140,81 +130,16 @@ fn client_of(parsed: &HeaderResult<'_>, peer: SocketAddr) -> Option<(SocketAddr,
     }
 }
 
-/// A stream with bytes already read from it put back in front.
-#[derive(Debug)]
-pub struct Prefixed<S> {
-    prefix: Bytes,
-    inner: S,
-}
-
-impl<S> Prefixed<S> {
-    /// `inner` with nothing put back.
-    pub fn new(inner: S) -> Self {
-        Prefixed {
-            prefix: Bytes::new(),
-            inner,
-        }
-    }
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for Prefixed<S> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        if self.prefix.has_remaining() {
-            let n = self.prefix.len().min(buf.remaining());
-            buf.put_slice(&self.prefix[..n]);
-            self.prefix.advance(n);
-            return Poll::Ready(Ok(()));
-        }
-        Pin::new(&mut self.inner).poll_read(cx, buf)
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for Prefixed<S> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     const PEER: &str = "10.0.0.1:40000";
 
-    async fn read(input: &[u8]) -> Result<(SocketAddr, Vec<u8>), Refused> {
-        let (client, mut rest) =
-            read_header(input, PEER.parse().unwrap(), Duration::from_secs(1)).await?;
-        let mut after = Vec::new();
-        rest.read_to_end(&mut after).await.unwrap();
-        Ok((client, after))
+    async fn read(mut input: &[u8]) -> Result<(SocketAddr, Vec<u8>), Refused> {
+        let (client, rest) =
+            read_header(&mut input, PEER.parse().unwrap(), Duration::from_secs(1)).await?;
+        Ok((client, [&rest[..], input].concat()))
     }
 
     fn v2(command: u8, family: u8, addresses: &[u8]) -> Vec<u8> {
@@ -258,12 +183,11 @@ mod tests {
             read(b"PROXY TCP4 nonsense\r\n").await,
             Err(Refused::Malformed)
         );
-        let (tx, rx) = tokio::io::duplex(64);
-        let mut tx = tx;
+        let (mut tx, mut rx) = tokio::io::duplex(64);
         tokio::io::AsyncWriteExt::write_all(&mut tx, b"PROXY TCP4 who knows\r\n\r\n")
             .await
             .unwrap();
-        let open = read_header(rx, PEER.parse().unwrap(), Duration::from_secs(5));
+        let open = read_header(&mut rx, PEER.parse().unwrap(), Duration::from_secs(5));
         let refused = tokio::time::timeout(Duration::from_secs(1), open).await;
         assert!(
             matches!(refused, Ok(Err(Refused::Malformed))),

@@ -71,6 +71,18 @@ impl Admin {
         }
     }
 
+    /// `address`'s entry in `GET /api/v1/backends`.
+    pub async fn backend(&self, address: SocketAddr) -> Value {
+        let list = self.get("/api/v1/backends").await.json;
+        list["backends"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["address"] == address.to_string())
+            .cloned()
+            .unwrap_or_else(|| panic!("{address} is listed: {list}"))
+    }
+
     pub async fn get(&self, path: &str) -> Reply {
         self.call(Method::GET, path, None).await
     }
