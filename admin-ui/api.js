@@ -1,5 +1,10 @@
 // The admin API, as the page uses it: every call carries the token; errors
-// become ApiError with the API's code and message.
+// become ApiError with the API's code and message (status 0: no answer).
+
+// A read that hangs (a stopped server, a black-holed network) must fail,
+// or the page would go on showing old numbers as if they were current.
+// Writes get no timeout: giving up would not undo them.
+const READ_TIMEOUT_MS = 8_000;
 
 export class ApiError extends Error {
   constructor(status, code, message) {
@@ -17,6 +22,7 @@ export class Api {
   async request(method, path, body) {
     const headers = { Authorization: `Bearer ${this.token}` };
     const init = { method, headers, cache: "no-store" };
+    if (method === "GET") init.signal = AbortSignal.timeout(READ_TIMEOUT_MS);
     if (body !== undefined) {
       headers["Content-Type"] = "application/json";
       init.body = JSON.stringify(body);
@@ -25,6 +31,9 @@ export class Api {
     try {
       response = await fetch(path, init);
     } catch (err) {
+      if (err.name === "TimeoutError") {
+        throw new ApiError(0, "timeout", `switchyard did not answer within ${READ_TIMEOUT_MS / 1000} s`);
+      }
       throw new ApiError(0, "unreachable", "switchyard did not answer; is it running?");
     }
     if (response.status === 204) return null;
@@ -42,6 +51,7 @@ export class Api {
 
   backends() { return this.request("GET", "/api/v1/backends"); }
   stats() { return this.request("GET", "/api/v1/stats"); }
+  history() { return this.request("GET", "/api/v1/stats/history"); }
   changes(limit = 50) { return this.request("GET", `/api/v1/changes?limit=${limit}`); }
   add(address, weight) { return this.request("POST", "/api/v1/backends", { address, weight }); }
   patch(id, change) { return this.request("PATCH", `/api/v1/backends/${encodeURIComponent(id)}`, change); }

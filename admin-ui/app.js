@@ -1,6 +1,8 @@
 // The admin page: sign in with the token, then poll the API once a second
 // and let the operator add, drain, activate and remove backends, look up
 // routes and read the change log. It uses only the public admin API.
+// When the polls stop succeeding, the page says so loudly (old numbers
+// that look current are worse than none).
 
 import { Api, ApiError } from "./api.js";
 import { BackendsView } from "./backends.js";
@@ -9,19 +11,25 @@ import { parseTarget, showRoute } from "./lookup.js";
 
 const TOKEN_KEY = "switchyard.token";
 const POLL_MS = 1_000;
-const CHANGES_EVERY = 5; // polls
+// The change log and the server's history (it samples every 5 s): every
+// fifth poll.
+const SLOW_EVERY = 5;
+// No successful poll for this long: stale, even while a request hangs.
+const STALE_AFTER_MS = 4_000;
 
 const $ = (id) => document.getElementById(id);
 
 let api = null;
 let pollTimer = null;
 let polls = 0;
+let lastUpdate = 0; // Date.now() of the last successful refresh
+let watchdog = null;
 
 const view = new BackendsView({
   table: $("backends"),
   empty: $("backends-empty"),
-  onDrain: (backend, button) => act(button, () => api.patch(backend.id, { state: "draining" })),
-  onActivate: (backend, button) => act(button, () => api.patch(backend.id, { state: "active" })),
+  onDrain: (backend, button) => act(backend, button, "Not drained", () => api.patch(backend.id, { state: "draining" })),
+  onActivate: (backend, button) => act(backend, button, "Not activated", () => api.patch(backend.id, { state: "active" })),
   onRemove: (backend, button) => confirmRemove(backend, button),
 });
 
@@ -51,12 +59,20 @@ async function signIn(token) {
     const list = await candidate.backends();
     api = candidate;
     sessionStorage.setItem(TOKEN_KEY, token);
+    // Fill the page before showing it, history included: a reloaded page
+    // shows its sparklines at once, not after minutes of polling.
+    view.clearNotes();
+    fieldError("add-error", $("add-address"), "");
+    await refresh(list, true);
     $("sign-in").hidden = true;
     $("console").hidden = false;
     $("sign-out").hidden = false;
     fieldError("token-error", $("token"), "");
-    await refresh(list, true);
     schedule();
+    clearInterval(watchdog);
+    watchdog = setInterval(() => {
+      if (api && $("stale").hidden && Date.now() - lastUpdate > STALE_AFTER_MS) showStale(null);
+    }, POLL_MS);
     return true;
   } catch (err) {
     sessionStorage.removeItem(TOKEN_KEY);
@@ -74,7 +90,9 @@ function signInMessage(err) {
 
 function showSignIn(message) {
   stopPolling();
+  clearInterval(watchdog);
   api = null;
+  showFresh();
   $("console").hidden = true;
   $("sign-out").hidden = true;
   $("sign-in").hidden = false;
@@ -115,37 +133,73 @@ async function poll() {
   pollTimer = null;
   if (!api) return;
   try {
-    await refresh(await api.backends(), ++polls % CHANGES_EVERY === 0);
+    await refresh(await api.backends(), ++polls % SLOW_EVERY === 0);
   } catch (err) {
     if (err instanceof ApiError && err.status === 401) {
       showSignIn("The token is no longer accepted; sign in again.");
       return;
     }
-    status(`Not updated: ${err.message}`, true);
+    if (api) showStale(err);
   }
   if (api) schedule();
 }
 
-async function refresh(list, withChanges) {
-  const [stats, changes] = await Promise.all([
+async function refresh(list, slow) {
+  const [stats, changes, history] = await Promise.all([
     api.stats(),
-    withChanges ? api.changes(50) : Promise.resolve(null),
+    slow ? api.changes(50) : null,
+    slow ? api.history() : null,
   ]);
+  if (history) view.setHistory(history);
   view.update(list, stats);
   $("generation").textContent = `generation ${list.generation}`;
   if (changes) showChanges($("changes"), $("changes-empty"), changes.changes);
-  status(`Live · updated ${new Date().toLocaleTimeString()}`);
+  lastUpdate = Date.now();
+  showFresh();
+  status(`Live · updated ${new Date(lastUpdate).toLocaleTimeString()}`);
 }
 
-/// Run a change, then show its effect at once (not at the next poll).
-async function act(button, change) {
-  fieldError("action-error", null, "");
+// ---- stale ------------------------------------------------------------
+
+/// The data on the page stopped being current: say since when and why,
+/// and dim it (polling goes on, and the next success clears this).
+function showStale(err) {
+  const since = new Date(lastUpdate).toLocaleTimeString();
+  let why = "the server is not answering";
+  if (err && err.status >= 500) why = `the server answered ${err.status}: ${err.message}`;
+  else if (err && err.status > 0) why = err.message;
+  else if (err) why += ` (${err.message})`;
+  const text = `Not updated since ${since} — ${why}. The numbers below are from then; retrying every second.`;
+  // Same words every second: leave the alert alone (no re-announcing).
+  if ($("stale").textContent !== text) $("stale").textContent = text;
+  $("stale").hidden = false;
+  $("console").classList.add("stale");
+  status(`Stale · not updated since ${since}`, true);
+}
+
+function showFresh() {
+  $("stale").hidden = true;
+  $("console").classList.remove("stale");
+}
+
+/// Run a change, then show its effect at once (not at the next poll). A
+/// refusal (e.g. the read-only token's 403) is shown under the backend's
+/// row, next to the button that was used.
+async function act(backend, button, refused, change) {
+  view.clearNotes();
   button.disabled = true;
   try {
     await change();
+  } catch (err) {
+    button.disabled = false;
+    view.say(backend.id, `${refused}: ${err.message}`);
+    return;
+  }
+  try {
     await refresh(await api.backends(), true);
   } catch (err) {
-    fieldError("action-error", null, err.message);
+    // It was done; only showing it failed.
+    if (api) showStale(err);
   } finally {
     button.disabled = false;
   }
@@ -170,6 +224,11 @@ $("add-form").addEventListener("submit", async (event) => {
     await refresh(await api.backends(), true);
     address.focus();
   } catch (err) {
+    if (err.code === "read_only_token" || err.status === 0) {
+      // Nothing wrong with what was typed.
+      fieldError("add-error", null, err.message);
+      return;
+    }
     const input = err.code === "invalid_weight" ? weightInput : address;
     fieldError("add-error", input, err.message);
     input.focus();
@@ -186,7 +245,7 @@ function confirmRemove(backend, button) {
   dialog.addEventListener(
     "close",
     () => {
-      if (dialog.returnValue === "remove") act(button, () => api.remove(backend.id));
+      if (dialog.returnValue === "remove") act(backend, button, "Not removed", () => api.remove(backend.id));
       else button.focus();
     },
     { once: true },
@@ -209,6 +268,7 @@ $("lookup-form").addEventListener("submit", async (event) => {
         key: $("lookup-key"),
         rule: $("lookup-rule"),
         backend: $("lookup-backend"),
+        note: $("lookup-note"),
         candidates: $("lookup-candidates"),
       },
       route,

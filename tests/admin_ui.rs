@@ -14,6 +14,8 @@ use std::path::Path;
 use common::Process;
 
 const TOKEN: &str = "ui-test-token-0123456789";
+/// For the page's answer to a write refused with `read_only_token`.
+const READ_TOKEN: &str = "ui-test-read-only-token-0123";
 
 fn missing_prerequisite() -> Option<String> {
     let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
@@ -41,13 +43,15 @@ async fn the_admin_ui_works_in_a_real_browser() {
         common::skipped("the_admin_ui_works_in_a_real_browser", &why);
         return;
     }
-    let switchyard = Process::start(&["--demo", "--admin-token", TOKEN]).await;
+    let switchyard =
+        Process::start(&["--demo", "--admin-token", TOKEN, "--read-token", READ_TOKEN]).await;
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let run = tokio::process::Command::new("node")
         .arg(root.join("ui-tests/admin-ui.mjs"))
         .current_dir(root)
         .env("ADMIN_URL", format!("http://{}", switchyard.admin.addr))
         .env("ADMIN_TOKEN", TOKEN)
+        .env("READ_TOKEN", READ_TOKEN)
         .env("PROXY_URL", format!("http://{}", switchyard.addr))
         .env("SCREENSHOT_DIR", root.join("target/ui-screenshots"))
         .kill_on_drop(true)

@@ -1,6 +1,6 @@
 // The admin UI in a real browser (Debian's chromium, driven by playwright-core).
 // Run by tests/admin_ui.rs, which starts switchyard (temp database, --demo)
-// and passes ADMIN_URL, ADMIN_TOKEN, PROXY_URL and SCREENSHOT_DIR.
+// and passes ADMIN_URL, ADMIN_TOKEN, READ_TOKEN, PROXY_URL and SCREENSHOT_DIR.
 // Exits non-zero with a message on the first failed expectation.
 
 import assert from "node:assert/strict";
@@ -10,6 +10,7 @@ import { chromium } from "playwright-core";
 
 const ADMIN = process.env.ADMIN_URL;
 const TOKEN = process.env.ADMIN_TOKEN;
+const READ_TOKEN = process.env.READ_TOKEN;
 const PROXY = new URL(process.env.PROXY_URL);
 const SHOTS = process.env.SCREENSHOT_DIR;
 rmSync(SHOTS, { recursive: true, force: true });
@@ -39,6 +40,8 @@ page.on("response", async (response) => {
   const body = await response.body().catch(() => null);
   if (body) uiBytes.set(url.pathname, body.length);
 });
+// The API requests the stale step made fail on purpose (each logs an error).
+const aborted = [];
 
 let shot = 0;
 async function screenshot(name) {
@@ -47,6 +50,7 @@ async function screenshot(name) {
 }
 
 const row = (address) => page.locator("#backends tbody tr", { hasText: address });
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function proxiedGet(host) {
   return new Promise((resolve, reject) => {
@@ -56,6 +60,66 @@ function proxiedGet(host) {
     );
     req.on("error", reject);
   });
+}
+
+/// GET an admin API path with the admin token (from node, not the page).
+function apiGet(path) {
+  return new Promise((resolve, reject) => {
+    const req = http.get(new URL(path, ADMIN), { headers: { Authorization: `Bearer ${TOKEN}` } }, (res) => {
+      let body = "";
+      res.setEncoding("utf8");
+      res.on("data", (chunk) => { body += chunk; });
+      res.on("end", () => (res.statusCode === 200
+        ? resolve(JSON.parse(body))
+        : reject(new Error(`GET ${path}: ${res.statusCode} ${body}`))));
+    });
+    req.on("error", reject);
+  });
+}
+
+/// What a backend row's health and counter cells say.
+function cellTexts(tr) {
+  return tr.evaluate((el) => {
+    const text = (selector) => el.querySelector(selector).textContent;
+    return {
+      health: text("td.health .badge"),
+      since: text("td.health .since"),
+      reason: text("td.health .reason"),
+      latency: text("td.latency"),
+      inFlight: text("td.in-flight"),
+      failovers: text("td.failovers"),
+      bytes: text("td.bytes"),
+    };
+  });
+}
+
+/// "1.5 KiB" -> 1536.
+function parseBytes(text) {
+  const m = /^(\d+(?:\.\d+)?) (B|KiB|MiB|GiB)$/.exec(text.trim());
+  assert.ok(m, `not a byte count: ${text}`);
+  return Number(m[1]) * 1024 ** ["B", "KiB", "MiB", "GiB"].indexOf(m[2]);
+}
+
+async function assertNoOverflow() {
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  const wide = await page.evaluate(() =>
+    [...document.querySelectorAll("body *")]
+      .filter((e) => e.getBoundingClientRect().right > window.innerWidth + 1 && !(e.parentElement && e.parentElement.closest(".table-wrap")))
+      .slice(0, 5)
+      .map((e) => `${e.tagName.toLowerCase()}#${e.id}.${e.className}`));
+  assert.ok(overflow <= 0, `the page is ${overflow}px wider than the window: ${wide.join(", ")}`);
+}
+
+/// At 1280 px the backends table fits its card (no sideways scrolling).
+async function assertTableFits() {
+  const { need, have } = await page.$eval(".table-wrap", (wrap) => {
+    const table = wrap.querySelector("table");
+    table.style.width = "min-content";
+    const need = table.getBoundingClientRect().width;
+    table.style.width = "";
+    return { need, have: wrap.clientWidth };
+  });
+  assert.ok(need <= have, `the backends table needs ${need}px, its card has ${have}px`);
 }
 
 async function step(name, body) {
@@ -91,6 +155,25 @@ try {
     await page.waitForFunction(() =>
       [...document.querySelectorAll("#backends tbody tr td:nth-child(5)")]
         .some((td) => Number.parseFloat(td.textContent) > 0));
+  });
+
+  await step("each demo backend shows up and why, latency, in flight, failovers and bytes", async () => {
+    for (const port of [9001, 9002, 9003]) {
+      const tr = row(`127.0.0.1:${port}`);
+      await tr.locator("td.health .badge.up").waitFor();
+      const c = await cellTexts(tr);
+      const seen = `${port}: ${JSON.stringify(c)}`;
+      assert.match(c.since, /^for \d+ (s|min)$/, seen);
+      assert.match(c.reason, /request answered: status 200/, seen);
+      assert.match(c.latency, /^\d+(\.\d)? \/ \d+(\.\d)? ms$/, seen);
+      assert.match(c.inFlight, /^\d+$/, seen);
+      assert.match(c.failovers, /^\d+$/, seen);
+      const [bytesIn, bytesOut] = c.bytes.split(" / ").map(parseBytes);
+      assert.ok(bytesIn >= 0 && bytesOut > 0, seen);
+    }
+    // The reason is visible text, not only a tooltip.
+    assert.ok(await row("127.0.0.1:9001").locator("td.health .reason").isVisible());
+    await assertTableFits();
     await screenshot("backends-live");
   });
 
@@ -100,6 +183,57 @@ try {
     await page.click("#add-form button[type=submit]");
     await row("127.0.0.1:9004").waitFor();
     assert.equal((await row("127.0.0.1:9004").locator("td").nth(1).textContent()).trim(), "2");
+  });
+
+  const downHosts = [];
+  await step("a backend that refuses connections goes down after 5 failed requests, and says why", async () => {
+    // Hosts whose key lands on 127.0.0.1:9004 first (nothing listens there).
+    for (let i = 0; downHosts.length < 6 && i < 500; i++) {
+      const host = `down-${i}.example`;
+      const route = await apiGet(`/api/v1/route?${new URLSearchParams({ host, path: "/" })}`);
+      if (route.candidates[0].address === "127.0.0.1:9004") downHosts.push(host);
+    }
+    assert.equal(downHosts.length, 6, "hosts that land on 127.0.0.1:9004");
+    // Each fails over to the next candidate, so the client still gets 200;
+    // the fifth connect failure takes 9004 down, the sixth skips it.
+    for (const host of downHosts) assert.equal(await proxiedGet(host), 200);
+    const tr = row("127.0.0.1:9004");
+    await tr.locator("td.health .badge.down").waitFor();
+    await tr.locator("td.health .reason", { hasText: "5 requests failed: connect refused" }).waitFor();
+    await tr.locator("td.failovers").filter({ hasText: /^([5-9]|\d\d+)$/ }).waitFor();
+    const c = await cellTexts(tr);
+    assert.match(c.since, /^for \d+ s$/, JSON.stringify(c));
+    assert.equal(c.latency, "–", "no response from 9004");
+    assert.equal(c.inFlight, "0");
+    assert.equal(c.bytes, "0 B / 0 B");
+    await assertTableFits();
+    await screenshot("backend-down");
+    await page.setViewportSize({ width: 420, height: 900 });
+    await page.waitForTimeout(300);
+    await assertNoOverflow();
+    await screenshot("backend-down-narrow");
+    await page.setViewportSize({ width: 1280, height: 800 });
+  });
+
+  await step("route lookup marks the down candidate skipped and shows which one serves", async () => {
+    const host = downHosts[0];
+    await page.fill("#lookup-input", host);
+    await page.click("#lookup-form button");
+    await page.locator("#lookup-key", { hasText: host }).waitFor();
+    const candidates = page.locator("#lookup-candidates li");
+    assert.match(await candidates.nth(0).textContent(), /^127\.0\.0\.1:9004 .*down — skipped$/);
+    assert.equal(await candidates.nth(0).getAttribute("class"), "down");
+    assert.equal(
+      await candidates.nth(0).locator("code").evaluate((e) => getComputedStyle(e).textDecorationLine),
+      "line-through",
+    );
+    const serving = (await page.textContent("#lookup-backend")).trim();
+    assert.match(serving, /^127\.0\.0\.1:900[123]$/);
+    assert.equal(await page.locator("#lookup-candidates li.serves").count(), 1);
+    assert.equal(await candidates.nth(1).getAttribute("class"), "serves", "the next candidate serves");
+    assert.match(await candidates.nth(1).textContent(), new RegExp(`^${serving.replaceAll(".", "\\.")}\\b.*serves$`));
+    assert.equal(await page.textContent("#lookup-note"), "127.0.0.1:9004 is down and skipped.");
+    await screenshot("route-down");
   });
 
   await step("an invalid address gets the API's message next to the field", async () => {
@@ -140,6 +274,8 @@ try {
     siteBackend = (await page.textContent("#lookup-backend")).trim();
     assert.match(siteBackend, /^127\.0\.0\.1:900[123]$/);
     assert.equal(await page.locator("#lookup-candidates li").count(), 3);
+    assert.equal(await page.locator("#lookup-candidates li.down").count(), 0);
+    assert.equal(await page.textContent("#lookup-note"), "");
 
     await page.fill("#lookup-input", "https://www.pythonanywhere.com/user/fred/webapps/IronHand.Example/reload");
     await page.press("#lookup-input", "Enter");
@@ -156,6 +292,48 @@ try {
     assert.match(items[0], /Removed.*127\.0\.0\.1:9004/);
   });
 
+  await step("the sparklines come from the server's history, so a reload keeps them", async () => {
+    // Wait (at most 15 s) for two 5 s samples with requests, sending some.
+    const deadline = Date.now() + 15_000;
+    let target;
+    for (;;) {
+      const history = await apiGet("/api/v1/stats/history");
+      assert.equal(history.interval_seconds, 5);
+      target = history.backends.find((b) => b.samples.filter((s) => s.requests > 0).length >= 2);
+      if (target) break;
+      assert.ok(Date.now() < deadline, `no backend has 2 samples with requests: ${JSON.stringify(history)}`);
+      for (let i = 0; i < 6; i++) assert.equal(await proxiedGet(`site-${i}.example`), 200);
+      await sleep(1_000);
+    }
+    const historyRequests = [];
+    const onRequest = (req) => {
+      if (new URL(req.url()).pathname === "/api/v1/stats/history") historyRequests.push(req);
+    };
+    page.on("request", onRequest);
+    await page.reload();
+    await page.locator("#console").waitFor();
+    const spark = await row(target.address).locator("svg.spark").evaluate((svg) => ({
+      points: Number(svg.dataset.points),
+      line: svg.querySelector(".requests").getAttribute("points"),
+      height: Number(svg.getAttribute("height")),
+    }));
+    page.off("request", onRequest);
+    // Drawn from the one history request of the sign-in (the next one is
+    // five polls later), not from anything this fresh page measured.
+    assert.equal(historyRequests.length, 1, "one history request so far");
+    const served = await (await historyRequests[0].response()).json();
+    const samples = served.backends.find((b) => b.id === target.id).samples;
+    assert.ok(samples.filter((s) => s.requests > 0).length >= 2);
+    assert.equal(spark.points, samples.length, "one point per server sample");
+    const ys = spark.line.split(" ").map((xy) => Number(xy.split(",")[1]));
+    assert.equal(ys.length, samples.length, spark.line);
+    // Samples without requests on the baseline, the busiest at the top.
+    const zeros = ys.filter((y) => y === spark.height - 2).length;
+    assert.equal(zeros, samples.filter((s) => s.requests === 0).length, spark.line);
+    assert.equal(Math.min(...ys), 2, spark.line);
+    await screenshot("history-after-reload");
+  });
+
   await step("keyboard: skip link first, and the add form submits with Enter", async () => {
     await page.reload();
     await page.locator("#console").waitFor();
@@ -167,31 +345,82 @@ try {
     await row("127.0.0.1:9005").waitFor();
   });
 
+  await step("the read-only token: a refused write says why, next to the action", async () => {
+    await page.click("#sign-out");
+    await page.fill("#token", READ_TOKEN);
+    await page.press("#token", "Enter");
+    await row("127.0.0.1:9001").waitFor();
+    await page.click('button[aria-label="Drain 127.0.0.1:9001"]');
+    const note = page.locator("#backends tr.note");
+    await note.waitFor();
+    assert.equal(await note.textContent(),
+      "Not drained: the read-only token cannot change anything; use the admin token");
+    // Right under the row whose button was used.
+    assert.equal(await note.evaluate((tr) => tr.previousElementSibling.cells[0].textContent), "127.0.0.1:9001");
+    assert.equal(await row("127.0.0.1:9001").locator("td").nth(2).textContent(), "active");
+    await assertTableFits();
+    await screenshot("read-only-refused");
+    await page.fill("#add-address", "127.0.0.1:9006");
+    await page.click("#add-form button[type=submit]");
+    await page.locator("#add-error", { hasText: "read-only token cannot change anything" }).waitFor();
+    assert.equal(await page.getAttribute("#add-address", "aria-invalid"), "false", "the address was fine");
+    // Back to the admin token (the printed URL pasted into this tab).
+    await page.fill("#add-address", "");
+    await page.goto(`${ADMIN}/#token=${encodeURIComponent(TOKEN)}`);
+    await page.waitForFunction((token) => sessionStorage.getItem("switchyard.token") === token, TOKEN);
+    await page.locator("#status", { hasText: "Live" }).waitFor();
+    assert.equal(await page.locator("#backends tr.note").count(), 0, "signing in again clears the note");
+    assert.equal(await row("127.0.0.1:9006").count(), 0, "nothing was added");
+  });
+
+  await step("when the server stops answering, the page says so and dims the data", async () => {
+    const abort = (route) => {
+      aborted.push(route.request().url());
+      return route.abort();
+    };
+    await page.route("**/api/v1/**", abort);
+    const banner = page.locator("#stale");
+    await banner.waitFor();
+    assert.match(await banner.textContent(),
+      /^Not updated since \d{1,2}:\d{2}:\d{2}( [AP]M)? — the server is not answering/);
+    assert.match(await page.textContent("#status"), /^Stale/);
+    const opacity = () => page.$eval("#console .table-wrap", (e) => Number(getComputedStyle(e).opacity));
+    assert.ok(await opacity() < 0.6, "the table is dimmed");
+    await screenshot("stale");
+    await page.unroute("**/api/v1/**", abort);
+    await banner.waitFor({ state: "hidden" });
+    assert.equal(await opacity(), 1, "no longer dimmed");
+    assert.match(await page.textContent("#status"), /^Live/);
+    assert.ok(aborted.length > 0);
+  });
+
   await step("a narrow window still reads", async () => {
     await page.setViewportSize({ width: 420, height: 900 });
     await page.waitForTimeout(300);
-    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-    const wide = await page.evaluate(() =>
-      [...document.querySelectorAll("body *")]
-        .filter((e) => e.getBoundingClientRect().right > window.innerWidth + 1 && !(e.parentElement && e.parentElement.closest(".table-wrap")))
-        .slice(0, 5)
-        .map((e) => `${e.tagName.toLowerCase()}#${e.id}.${e.className}`));
-    assert.ok(overflow <= 0, `the page is ${overflow}px wider than the window: ${wide.join(", ")}`);
+    await assertNoOverflow();
     await screenshot("narrow");
   });
 
   await step("the page logged no errors", async () => {
     // The one rejected token and the one rejected address are answered
-    // 401/400 on purpose; Chromium reports such responses as "Failed to
-    // load resource". Anything else is a failure.
-    const expected = [/status of 401/, /status of 400/];
+    // 401/400 on purpose, the read-only token's two writes 403; Chromium
+    // reports such responses as "Failed to load resource". So it does each
+    // API request the stale step aborted, naming it. Anything else fails.
+    const expected = [
+      (e) => /status of 401/.test(e),
+      (e) => /status of 400/.test(e),
+      (e) => /status of 403/.test(e),
+      (e) => /status of 403/.test(e),
+      ...aborted.map((url) => (e) => e === `Failed to load resource: net::ERR_FAILED (${url})`),
+    ];
     const unexpected = consoleErrors.filter((e) => {
-      const i = expected.findIndex((re) => re.test(e));
+      const i = expected.findIndex((matches) => matches(e));
       if (i === -1) return true;
       expected.splice(i, 1);
       return false;
     });
     assert.deepEqual(unexpected, [], `console errors:\n${consoleErrors.join("\n")}`);
+    assert.equal(expected.length, 0, `${expected.length} expected errors were not logged`);
   });
 
   const total = [...uiBytes.values()].reduce((a, b) => a + b, 0);
