@@ -12,10 +12,14 @@ backends[#backends + 1] = { address = "127.0.0.1:9010", weight = 2 }
 
 return {
   listen = "127.0.0.1:8080",        -- proxy listener
-  database = "sqlite://switchyard.db", -- or "postgres://user@host/db"
+  database = "sqlite://switchyard.db", -- or "postgres://user@host/db" (with --demo the
+                                    -- default is "sqlite://switchyard-demo.db")
   workers = nil,                    -- proxy worker threads (nil: one per core)
   log_format = "text",              -- "text" or "json"
-  backends = backends,              -- seeds the pool (plus any --backend flags)
+  backends = backends,              -- seeds an empty store (plus any --backend flags);
+                                    -- after that the store wins (--replace-backends
+                                    -- or PUT /api/v1/backends to apply a change)
+  metrics_listen = nil,             -- e.g. "0.0.0.0:9464": /metrics alone, without a token
 
   admin = {
     listen = "127.0.0.1:8081",      -- admin API and UI
@@ -23,6 +27,12 @@ return {
     -- generated next to the database (needed when listen is not loopback).
     token = os.getenv("SWITCHYARD_EXAMPLE_TOKEN"),
     token_file = nil,
+    -- A read-only token: every GET and /metrics, no changes (403). At least
+    -- 16 characters, different from the admin token.
+    read_token = nil,
+    -- Browser origins besides the listener's own that may use the API,
+    -- e.g. { "https://admin.example.com" } for the UI behind an HTTPS proxy.
+    allowed_origins = {},
   },
 
   reload = {
@@ -32,9 +42,15 @@ return {
   },
   trusted_proxies = { "127.0.0.1", "10.0.0.0/8" }, -- their X-Forwarded-* are kept
   forward_underscore_headers = false,              -- drop headers named like X_Foo
+  proxy_protocol = {                -- PROXY protocol v1/v2 from TCP balancers (off by default)
+    enabled = false,
+    -- The balancers: their connections must start with a header naming the
+    -- client; a header from anyone else closes the connection.
+    trusted = {},                   -- e.g. { "10.0.0.0/8" }
+  },
 
   timeouts = {                      -- seconds (fractions allowed)
-    header_read = 10,               -- whole request head, else the connection closes
+    header_read = 10,               -- whole request head (and PROXY header), else the connection closes
     idle = 60,                      -- idle keep-alive client connection
     connect = 2,                    -- connecting to a backend
     response_header = 60,           -- backend response head after the request body, else 504
@@ -58,14 +74,15 @@ return {
       host = nil,                   -- Host header sent (nil: the backend's address)
       interval = 5,                 -- seconds between checks of one backend
       timeout = 2,                  -- seconds per check
-      healthy_threshold = 2,        -- passes that bring a down backend back
-      unhealthy_threshold = 3,      -- failures that take it down
+      healthy_threshold = 1,        -- passes in a row that bring back a backend checks took down
+      unhealthy_threshold = 3,      -- failures in a row that take it down
       expect_status = { 200, 399 }, -- passing statuses (inclusive)
     },
-    passive = {                     -- real traffic's failures
+    passive = {                     -- real requests are evidence
       enabled = true,
-      failures = 5,                 -- consecutive connect failures or failure_statuses
-      cooldown = 10,                -- seconds out of traffic
+      failures = 5,                 -- backend failures in a row (connect, closed, invalid or
+                                    -- late response, failure_statuses) that take it down
+      cooldown = 10,                -- seconds between trial requests while it is down
       failure_statuses = { 502, 503, 504 },
     },
   },

@@ -26,12 +26,14 @@ impl Reloader {
         }
     }
 
-    /// Validate freshly read `settings` and apply them; if reading or
-    /// validating failed, nothing changes. Either way it is counted.
+    /// Check freshly read `settings` (as wholly as a start would) and
+    /// apply them; if reading or checking failed, nothing changes. Either
+    /// way it is counted.
     pub fn apply(&self, settings: Result<Settings, ConfigError>) -> Result<(), ConfigError> {
-        let validated = settings.and_then(|s| s.validate().map(|v| (s, v)));
-        self.proxy.telemetry.reloaded(validated.is_ok());
-        let (settings, (next, _seed)) = validated?;
+        let checked = settings.and_then(|s| s.check().map(|c| (s, c)));
+        self.proxy.telemetry.reloaded(checked.is_ok());
+        let (settings, checked) = checked?;
+        let next = checked.proxy;
         let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
         for (name, changed) in [
             ("listen", running.listen != settings.listen),
@@ -40,6 +42,13 @@ impl Reloader {
                 running.admin.listen != settings.admin.listen,
             ),
             ("admin.token", running.admin.token != settings.admin.token),
+            (
+                "admin.token_file",
+                running.admin.token_file != settings.admin.token_file,
+            ),
+            // Configured backends only seed the store at start; the admin
+            // API changes the pool while running.
+            ("backends", running.backends != settings.backends),
             (
                 "admin.read_token",
                 running.admin.read_token != settings.admin.read_token,

@@ -179,3 +179,25 @@ fn with_json_logs_fatal_errors_are_json_too() {
         );
     }
 }
+
+#[test]
+fn the_systemd_units_command_line_passes_check() {
+    let unit = std::fs::read_to_string("deploy/switchyard.service").unwrap();
+    let exec = unit
+        .split("ExecStart=")
+        .nth(1)
+        .expect("an ExecStart line")
+        .lines()
+        .map(|l| l.trim().trim_end_matches('\\').trim())
+        .take_while(|l| !l.is_empty() && !l.starts_with('#') && !l.contains('='))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut args: Vec<&str> = exec.split_whitespace().skip(1).collect();
+    assert!(args.len() > 4, "{exec}");
+    let config = args.iter().position(|a| *a == "--config").unwrap() + 1;
+    let example = format!("{}/examples/switchyard.lua", env!("CARGO_MANIFEST_DIR"));
+    args[config] = &example;
+    args.extend(["--check", "--admin-token", "a-token-for-the-unit-check"]);
+    let out = switchyard(&args, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+}

@@ -81,7 +81,7 @@ impl AdminSettings {
         if !self.listen.ip().is_loopback() {
             return Err(ConfigError::Invalid(format!(
                 "the admin listener {} is not on loopback: set a token explicitly \
-                 (--admin-token, SWITCHYARD_ADMIN_TOKEN or admin.token)",
+                 (--admin-token, SWITCHYARD_ADMIN_TOKEN, admin.token or admin.token_file)",
                 self.listen
             )));
         }

@@ -58,10 +58,13 @@ impl Default for ActiveSettings {
 #[serde(default, deny_unknown_fields)]
 pub struct PassiveSettings {
     pub enabled: bool,
-    /// Consecutive failures (connect failures, or `failure_statuses`) that
-    /// take a backend out; one success resets the count.
+    /// Consecutive failures of the backend itself (refused or timed-out
+    /// connections, connections closed before a response, invalid
+    /// responses, no response head in time, `failure_statuses`) that take
+    /// it out; one answered request resets the count.
     pub failures: u32,
-    /// Seconds a backend stays out before it gets traffic again.
+    /// Seconds between trial requests to a backend that is out: it comes
+    /// back when one is answered (or an active check passes).
     pub cooldown: f64,
     /// Backend statuses that count as failures (a user's app answering 500
     /// says nothing about the backend, so only gateway errors by default).

@@ -86,14 +86,17 @@ impl Health {
         self.config.load_full()
     }
 
-    /// Apply new settings (a config reload); states are kept, except
-    /// that turning active checks off drops their verdicts.
+    /// Apply new settings (a config reload); states are kept, except that
+    /// turning active or passive checks off drops what they concluded.
     pub fn set_config(&self, config: HealthConfig) {
-        let checks_off = config.active.is_none();
+        let (checks_off, requests_off) = (config.active.is_none(), config.passive.is_none());
         self.config.store(Arc::new(config));
-        if checks_off {
-            for entry in &self.backends {
+        for entry in &self.backends {
+            if checks_off {
                 entry.value().forget_checks(entry.key());
+            }
+            if requests_off {
+                entry.value().forget_requests(entry.key());
             }
         }
     }

@@ -199,6 +199,15 @@ impl BackendHealth {
         }
     }
 
+    /// Passive checks were turned off: their ejection no longer applies.
+    pub fn forget_requests(&self, address: &BackendAddr) {
+        self.passive_failures.store(0, Relaxed);
+        self.answered.store(false, Relaxed);
+        if self.retry_at_ms.swap(0, Relaxed) != 0 {
+            self.settle(address, || "passive checks turned off".to_owned());
+        }
+    }
+
     fn lock_detail(&self) -> std::sync::MutexGuard<'_, Detail> {
         self.detail.lock().unwrap_or_else(|p| p.into_inner())
     }

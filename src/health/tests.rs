@@ -132,4 +132,11 @@ fn turning_active_checks_off_forgets_their_verdict_and_passive_off_ends_ejection
     let h = BackendHealth::new();
     fail_three_times(&h, 0);
     assert_eq!(h.admit(10, None), Some(Pass::Normal));
+    h.forget_requests(&addr());
+    let view = h.view();
+    assert_eq!(
+        (view.state, view.reason.as_str()),
+        (HealthState::Unknown, "passive checks turned off"),
+        "no longer shown down while it takes traffic"
+    );
 }

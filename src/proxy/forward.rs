@@ -112,6 +112,8 @@ impl Proxy {
                 .flatten();
             let Some(next) = next else {
                 tracing::warn!(backend = %backend.address, %fault, "backend unreachable; no candidate left");
+                // The 502 is counted against the backend the key belongs to.
+                trace.backend = Some(self.telemetry.start(&trace.failed[0]));
                 return Err(ProxyError::BadGateway);
             };
             tracing::warn!(backend = %backend.address, %fault, next = %next.0.address,

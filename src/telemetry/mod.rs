@@ -151,8 +151,6 @@ pub struct Telemetry {
     refused: [AtomicU64; 4],
     /// Every worker's request durations.
     durations: std::sync::Mutex<Vec<Arc<Durations>>>,
-    /// When this process started serving (for `process_start_time_seconds`).
-    started: std::time::SystemTime,
     /// The last five minutes, per backend.
     pub history: history::History,
 }
@@ -169,7 +167,6 @@ impl Telemetry {
             client_connections: AtomicI64::new(0),
             refused: Default::default(),
             durations: std::sync::Mutex::default(),
-            started: std::time::SystemTime::now(),
             history: history::History::default(),
         }
     }
@@ -270,11 +267,6 @@ impl Telemetry {
     /// Counters of requests answered before a backend was chosen.
     pub fn unrouted(&self) -> StatsSnapshot {
         self.unrouted.snapshot()
-    }
-
-    /// When this process started.
-    pub fn started(&self) -> std::time::SystemTime {
-        self.started
     }
 
     /// Forget backends that left the membership (bounds memory under churn).
