@@ -57,6 +57,8 @@ return {
     backend_idle = 30,              -- idle pooled backend connection
     shutdown_grace = 30,            -- in-flight requests on SIGTERM/SIGINT
     drain = 300,                    -- open requests/WebSockets on a drained backend, then closed
+    body_idle = 60,                 -- a request body with no byte this long: 408, closed
+    tunnel_idle = 3600,             -- a WebSocket with no byte either way this long: closed
   },
   limits = {
     max_header_bytes = 65536,       -- request line + headers, else 431
@@ -83,7 +85,8 @@ return {
       failures = 5,                 -- backend failures in a row (connect, closed, invalid or
                                     -- late response, failure_statuses) that take it down
       cooldown = 10,                -- seconds between trial requests while it is down
-      failure_statuses = { 502, 503, 504 },
+      failure_statuses = {},        -- statuses that count too; none by default, since on a
+                                    -- shared backend a 502/503 comes from one user's app
     },
   },
   access_log = {

@@ -33,12 +33,33 @@ pub struct App {
 }
 
 impl App {
-    /// Check `settings`, start the demo backends if asked, open the store
-    /// (seeding it from the configured backends if it is empty, or
-    /// replacing it with them if asked), build the pool, resolve the admin
-    /// tokens and bind the listeners.
+    /// Check `settings`, bind the listeners, resolve the admin tokens,
+    /// start the demo backends if asked, then open the store (seeding it
+    /// from the configured backends if it is empty, or replacing it with
+    /// them if asked) and build the pool. Everything that can fail for a
+    /// reason of this node alone (a port taken, a token file) fails before
+    /// the shared store is changed.
     pub async fn build(settings: &Settings) -> anyhow::Result<App> {
         let checked = settings.check()?;
+        let listener = bind(settings.listen, "proxy").await?;
+        let admin_listener = bind(settings.admin.listen, "admin").await?;
+        let metrics_listener = match settings.metrics_listen {
+            Some(addr) => Some(bind(addr, "metrics").await?),
+            None => None,
+        };
+        let (token, token_origin) =
+            AdminToken::load(&checked.token).map_err(|e| anyhow::anyhow!("admin token: {e}"))?;
+        let read_token = checked.read_token.map(|t| AdminToken::new(t.expose()));
+        if read_token
+            .as_ref()
+            .is_some_and(|r| r.matches(token.expose().as_bytes()))
+        {
+            return Err(ConfigError::Invalid(
+                "admin.read_token is the same as the admin token; a read-only token must differ"
+                    .into(),
+            )
+            .into());
+        }
         let demo = if settings.demo {
             Some(DemoBackends::start().await?)
         } else {
@@ -60,26 +81,7 @@ impl App {
         let health = Arc::new(Health::new(checked.proxy.health.clone()));
         health.track(&pool.load());
         let telemetry = Arc::new(Telemetry::new(Arc::clone(&pool), Arc::clone(&health)));
-        let (token, token_origin) =
-            AdminToken::load(&checked.token).map_err(|e| anyhow::anyhow!("admin token: {e}"))?;
-        let read_token = checked.read_token.map(|t| AdminToken::new(t.expose()));
-        if read_token
-            .as_ref()
-            .is_some_and(|r| r.matches(token.expose().as_bytes()))
-        {
-            return Err(ConfigError::Invalid(
-                "admin.read_token is the same as the admin token; a read-only token must differ"
-                    .into(),
-            )
-            .into());
-        }
         let settings_now: SharedSettings = Arc::new(arc_swap::ArcSwap::from_pointee(checked.proxy));
-        let listener = bind(settings.listen, "proxy").await?;
-        let admin_listener = bind(settings.admin.listen, "admin").await?;
-        let metrics_listener = match settings.metrics_listen {
-            Some(addr) => Some(bind(addr, "metrics").await?),
-            None => None,
-        };
         let origins = Origins::of(admin_listener.local_addr()?).with(checked.allowed_origins);
         let admin = AdminState {
             store,
@@ -155,7 +157,10 @@ impl App {
             .map_or_else(|| "-".to_owned(), |a| a.to_string());
         tracing::info!(listen = %self.proxy_addr(), admin = %self.admin_addr(), %metrics,
             backends = snapshot.backends().len(), workers = self.workers, "switchyard ready");
-        let grace = self.proxy.settings.load().shutdown_grace;
+        let (grace, header_read) = {
+            let settings = self.proxy.settings.load();
+            (settings.shutdown_grace, settings.header_read_timeout)
+        };
         let store = self.admin.store.clone();
         let follower = sync::spawn_follower(
             store.clone(),
@@ -168,14 +173,14 @@ impl App {
                 listener,
                 admin::metrics_router(Arc::clone(&self.admin.telemetry)),
                 shutdown.clone(),
-                grace,
+                (grace, header_read),
             ))
         });
         let admin = tokio::spawn(admin::serve(
             self.admin_listener,
             admin::router(self.admin),
             shutdown.clone(),
-            grace,
+            (grace, header_read),
         ));
         let checker = health::checker::spawn(
             Arc::clone(&self.proxy.health),
@@ -263,11 +268,18 @@ async fn reconcile(store: &Store, backends: &[Backend], seed: Seed) -> anyhow::R
         .map(|b| (b.address.clone(), b.weight, b.state))
         .collect();
     let same = configured.len() == stored.len() && configured.iter().all(|c| stored.contains(c));
-    if membership.backends.is_empty() || (seed == Seed::Replace && !same) {
+    if membership.backends.is_empty() {
         tracing::info!(
             backends = configured.len(),
-            ?seed,
-            "setting the stored pool to the configured backends"
+            "the store is empty; seeding it"
+        );
+        return Ok(store.replace(&configured).await?);
+    }
+    if seed == Seed::Replace && !same {
+        tracing::info!(
+            configured = %list(&configured),
+            stored = %list(&stored),
+            "replacing the stored pool with the configured backends (--replace-backends)"
         );
         return Ok(store.replace(&configured).await?);
     }

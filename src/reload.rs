@@ -33,7 +33,7 @@ impl Reloader {
         let checked = settings.and_then(|s| s.check().map(|c| (s, c)));
         self.proxy.telemetry.reloaded(checked.is_ok());
         let (settings, checked) = checked?;
-        let next = checked.proxy;
+        let mut next = checked.proxy;
         let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
         for (name, changed) in [
             ("listen", running.listen != settings.listen),
@@ -73,6 +73,8 @@ impl Reloader {
             }
         }
         let previous = self.proxy.settings.load_full();
+        // The logger was set up at start; its format cannot change now.
+        next.log_format = previous.log_format;
         let grow = next
             .max_connections
             .saturating_sub(previous.max_connections);

@@ -136,3 +136,41 @@ async fn the_metrics_listener_serves_metrics_alone_without_a_token() {
         "the admin listener still asks"
     );
 }
+
+#[tokio::test]
+async fn two_origin_lines_are_both_checked() {
+    let api = Api::new().await;
+    let request = Api::request(Method::POST, "/api/v1/backends")
+        .header(header::ORIGIN, ALLOWED_ORIGIN)
+        .header(header::ORIGIN, "https://evil.example")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(r#"{"address":"10.0.0.9:80"}"#))
+        .unwrap();
+    let answer = api.send(request).await;
+    assert_eq!(
+        (answer.status, answer.code()),
+        (StatusCode::FORBIDDEN, "forbidden_origin")
+    );
+}
+
+#[tokio::test]
+async fn an_admin_client_that_never_finishes_its_head_is_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let backend = common::Backend::named("b").await;
+    let proxy = common::Proxy::start_with(&[backend.addr], |s| s.timeouts.header_read = 0.3).await;
+    let mut slow = tokio::net::TcpStream::connect(proxy.admin.addr)
+        .await
+        .unwrap();
+    slow.write_all(b"GET /api/v1/backends HTTP/1.1\r\nHo")
+        .await
+        .unwrap();
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(
+        std::time::Duration::from_secs(3),
+        slow.read_to_end(&mut rest),
+    )
+    .await;
+    assert!(closed.is_ok(), "the admin listener closed the connection");
+    let health = proxy.admin.get("/healthz").await;
+    assert_eq!(health.status, StatusCode::OK, "and still serves others");
+}

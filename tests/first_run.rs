@@ -97,3 +97,50 @@ async fn configured_backends_that_differ_from_the_store_are_named_and_can_replac
     assert!(body.starts_with("second"), "replaced: {body}");
     assert_eq!(replaced.admin.addresses().await, [b]);
 }
+
+#[tokio::test]
+async fn a_start_that_fails_changes_nothing_in_the_store() {
+    let first = Backend::named("first").await;
+    let second = Backend::named("second").await;
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}", dir.path().join("pool.db").display());
+    let a = first.addr.to_string();
+    let running =
+        Process::start_with_database(dir, &database, &["--backend", &a, "--admin-token", TOKEN])
+            .await;
+    // A second node on the same store, told to replace the pool, but its
+    // port is taken: it must fail before it touches the store.
+    let taken = running.addr.to_string();
+    let b = second.addr.to_string();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args([
+            "--listen",
+            &taken,
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--database",
+            &database,
+        ])
+        .args([
+            "--backend",
+            &b,
+            "--replace-backends",
+            "--admin-token",
+            TOKEN,
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot listen"));
+    assert_eq!(
+        running.admin.addresses().await,
+        [a],
+        "the pool is untouched"
+    );
+}

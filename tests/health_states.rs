@@ -191,3 +191,50 @@ async fn health_within(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test]
+async fn a_trial_whose_client_walks_away_is_given_back_to_the_next_request() {
+    let dead = dead_address().await;
+    let good = Backend::named("good").await;
+    let members = [dead, good.addr];
+    let cooldown = Duration::from_millis(400);
+    let proxy = Proxy::start_with(&members, |s| {
+        s.health.passive.failures = 2;
+        s.health.passive.cooldown = cooldown.as_secs_f64();
+    })
+    .await;
+    let host = &hosts_of(dead, &members, 1)[0];
+    for _ in 0..2 {
+        proxy.get(host, "/").await;
+    }
+    assert_eq!(health(&proxy, dead).await.0, "down");
+    let back = Backend::named_at("back", dead).await;
+    tokio::time::sleep(cooldown + Duration::from_millis(100)).await;
+
+    // An upload takes the trial, then its client walks away: no evidence.
+    let mut upload = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+    let head = format!("POST /u HTTP/1.1\r\nHost: {host}\r\nContent-Length: 1000\r\n\r\nabc");
+    tokio::io::AsyncWriteExt::write_all(&mut upload, head.as_bytes())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    drop(upload);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        health(&proxy, dead).await.0,
+        "down",
+        "no evidence either way"
+    );
+
+    // The next request is the trial at once, not a cool-down later.
+    let (status, body) = proxy.get(host, "/").await;
+    assert_eq!(
+        (status, body.split(' ').next()),
+        (StatusCode::OK, Some("back"))
+    );
+    assert_eq!(
+        health(&proxy, dead).await,
+        ("up".into(), "trial request answered: status 200".into())
+    );
+    drop(back);
+}

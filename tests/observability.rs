@@ -143,14 +143,36 @@ async fn the_access_log_writes_one_line_per_request_and_can_sample_or_stay_quiet
             Proxy::get_at(everything.addr, "IronHand.Example", &format!("/p{i}")).await;
         assert_eq!(status, StatusCode::OK);
     }
-    let lines = access_lines(&everything, 4).await;
-    assert_eq!(lines.len(), 4, "{lines:?}");
+    let forged = http::Request::get("/p4")
+        .header("host", "IronHand.Example")
+        .header(
+            "user-agent",
+            http::HeaderValue::from_bytes(
+                "curl status=200 request_id=FAKE \u{85}\u{202e}".as_bytes(),
+            )
+            .unwrap(),
+        )
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    common::send(everything.addr, forged).await;
+    let lines = access_lines(&everything, 5).await;
+    assert_eq!(lines.len(), 5, "{lines:?}");
+    assert!(
+        lines[4].contains(r#"user_agent="curl status=200 request_id=FAKE \u{85}\u{202e}""#),
+        "a client's text is quoted and escaped: {}",
+        lines[4]
+    );
+    assert_eq!(
+        lines[4].matches("request_id=").count(),
+        2,
+        "one real, one quoted"
+    );
     for field in [
         "method=GET",
-        "host=IronHand.Example",
+        "host=\"IronHand.Example\"",
         "path=/p3",
         "key=ironhand.example",
-        "rule=\"host\"",
+        "rule=host",
         &format!("backend={addr}"),
         "status=200",
         "bytes_in=0",
@@ -219,7 +241,12 @@ async fn access_lines_carry_the_query_version_agent_referer_request_id_and_faile
     .await;
     common::send(switchyard.addr, request("/plain", None)).await;
     common::send(switchyard.addr, request("/bad-id", Some("has space"))).await;
-    let lines = access_json(&switchyard, 3).await;
+    let mut named = request("/named", Some("keep-me-1"));
+    named
+        .headers_mut()
+        .insert("connection", http::HeaderValue::from_static("X-Request-Id"));
+    common::send(switchyard.addr, named).await;
+    let lines = access_json(&switchyard, 4).await;
     let fields: Vec<&serde_json::Value> = lines.iter().map(|l| &l["fields"]).collect();
     let first = fields[0];
     assert_eq!(first["query"], "q=rust%20lang&page=2");
@@ -233,7 +260,11 @@ async fn access_lines_carry_the_query_version_agent_referer_request_id_and_faile
     assert_eq!(first["failed"], "-");
     let seen = backend.seen.lock().unwrap().clone();
     assert_eq!(seen[0].headers["x-request-id"], "req-abc-123");
-    for (line, seen) in fields[1..].iter().zip(&seen[1..]) {
+    assert_eq!(
+        seen[3].headers["x-request-id"], "keep-me-1",
+        "an id `Connection` names still reaches the backend"
+    );
+    for (line, seen) in fields[1..3].iter().zip(&seen[1..3]) {
         let id = line["request_id"].as_str().unwrap();
         assert_eq!(id.len(), 32, "generated: {line}");
         assert_eq!(seen.headers["x-request-id"], id, "and sent to the backend");

@@ -133,3 +133,138 @@ async fn fifty_slow_uploaders_that_give_up_leave_every_backend_in_traffic() {
         assert_eq!((status, &body[..1]), (StatusCode::OK, name));
     }
 }
+
+/// A raw backend like an app server with a 200 ms body timeout: it answers
+/// requests without a body, and closes, without a word, a connection whose
+/// body does not arrive in time.
+async fn impatient_backend() -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                continue;
+            };
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    if stream.read(&mut byte).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                    head.push(byte[0]);
+                }
+                let text = String::from_utf8_lossy(&head).to_ascii_lowercase();
+                if text.contains("content-length:") {
+                    let mut sink = [0u8; 4096];
+                    let _ = tokio::time::timeout(Duration::from_millis(200), async {
+                        loop {
+                            if stream.read(&mut sink).await.unwrap_or(0) == 0 {
+                                break;
+                            }
+                        }
+                    })
+                    .await;
+                    return; // gives up on the slow body: closes
+                }
+                let _ = stream
+                    .write_all(
+                        b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
+                    )
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn a_backend_that_gives_up_on_a_slow_upload_is_not_blamed_for_it() {
+    let impatient = impatient_backend().await;
+    let other = Backend::named("other").await;
+    let members = [impatient, other.addr];
+    let proxy = Proxy::start_with(&members, |s| {
+        s.health.passive.failures = 2;
+        s.health.passive.cooldown = 60.0;
+    })
+    .await;
+    let host = &hosts_of(impatient, &members, 1)[0];
+    for _ in 0..3 {
+        let mut stream = TcpStream::connect(proxy.addr).await.unwrap();
+        let head = format!("POST /up HTTP/1.1\r\nHost: {host}\r\nContent-Length: 100\r\n\r\nx");
+        stream.write_all(head.as_bytes()).await.unwrap();
+        let mut answer = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(3), stream.read_to_end(&mut answer)).await;
+        assert_eq!(status_of(&String::from_utf8_lossy(&answer)), 502);
+    }
+    assert_ne!(health_of(&proxy, impatient).await, "down");
+    let (status, body) = proxy.get(host, "/").await;
+    assert_eq!(
+        (status, body.as_str()),
+        (StatusCode::OK, "ok"),
+        "its keys stay"
+    );
+}
+
+#[tokio::test]
+async fn a_silent_upload_is_cut_off_at_body_idle_with_408() {
+    let backend = Backend::named("b").await;
+    let proxy = Proxy::start_with(&[backend.addr], |s| {
+        s.timeouts.body_idle = 0.3;
+        s.health.passive.failures = 1;
+    })
+    .await;
+    let mut stream = TcpStream::connect(proxy.addr).await.unwrap();
+    let head = "PUT /up HTTP/1.1\r\nHost: quiet.example\r\nContent-Length: 100\r\n\r\n0123456789";
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let started = tokio::time::Instant::now();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert_eq!(status_of(&answer), 408, "{answer}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_ne!(
+        health_of(&proxy, backend.addr).await,
+        "down",
+        "one failure would do"
+    );
+}
+
+#[tokio::test]
+async fn an_apps_own_503s_do_not_take_its_backend_out_by_default() {
+    let shared = Backend::with_handler(|seen| async move {
+        let mut response = http::Response::new(common::text(seen.uri.clone()));
+        if seen.uri == "/overloaded" {
+            *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+        }
+        response
+    })
+    .await;
+    let other = Backend::named("other").await;
+    let members = [shared.addr, other.addr];
+    let proxy = Proxy::start(&members).await;
+    let host = &hosts_of(shared.addr, &members, 1)[0];
+    for _ in 0..10 {
+        let (status, _) = proxy.get(host, "/overloaded").await;
+        assert_eq!(
+            status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the app's answer passes through"
+        );
+    }
+    assert_eq!(
+        health_of(&proxy, shared.addr).await,
+        "up",
+        "answered: the backend works"
+    );
+    let (status, body) = proxy.get(host, "/fine").await;
+    assert_eq!(
+        (status, body.as_str()),
+        (StatusCode::OK, "/fine"),
+        "its keys stay"
+    );
+}

@@ -112,3 +112,43 @@ async fn a_drained_backends_websocket_lives_until_the_drain_timeout() {
     );
     println!("MEASURE drain: WebSocket open {closed_after:?} after the drain (timeout 1.5 s)");
 }
+
+#[tokio::test]
+async fn a_websocket_that_goes_quiet_for_tunnel_idle_is_closed_and_a_chatty_one_is_not() {
+    let backend = websocket_backend().await;
+    let proxy = Proxy::start_with(&[backend], |s| s.timeouts.tunnel_idle = 0.5).await;
+    let open = || async {
+        let stream = TcpStream::connect(proxy.addr).await.unwrap();
+        let (ws, response) = tokio_tungstenite::client_async("ws://chat.example/socket", stream)
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 101);
+        ws
+    };
+    // Chatty: a message every 200 ms for 1.5 s, three idle timeouts' worth.
+    let mut chatty = open().await;
+    for i in 0..8 {
+        chatty.send(Message::text(format!("m{i}"))).await.unwrap();
+        assert_eq!(
+            chatty.next().await.unwrap().unwrap(),
+            Message::text(format!("m{i}"))
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Quiet: closed by the proxy within about the idle timeout.
+    let mut quiet = open().await;
+    let started = Instant::now();
+    let end = tokio::time::timeout(Duration::from_secs(5), quiet.next()).await;
+    assert!(
+        matches!(
+            end,
+            Ok(None) | Ok(Some(Err(_))) | Ok(Some(Ok(Message::Close(_))))
+        ),
+        "{end:?}"
+    );
+    let waited = started.elapsed();
+    assert!(
+        (Duration::from_millis(400)..Duration::from_secs(3)).contains(&waited),
+        "{waited:?}"
+    );
+}

@@ -314,6 +314,7 @@ async fn passive_checks_take_out_a_failing_backend_but_not_for_one_error() {
     let proxy = Proxy::start_with(&members, |s| {
         s.health.passive.failures = 3;
         s.health.passive.cooldown = 30.0;
+        s.health.passive.failure_statuses = vec![503];
     })
     .await;
     let host = &hosts_of(failing.addr, &members, 1)[0];
@@ -347,7 +348,11 @@ async fn passive_checks_take_out_a_failing_backend_but_not_for_one_error() {
     })
     .await;
     let members = [flaky.addr, healthy.addr];
-    let proxy = Proxy::start_with(&members, |s| s.health.passive.failures = 3).await;
+    let proxy = Proxy::start_with(&members, |s| {
+        s.health.passive.failures = 3;
+        s.health.passive.failure_statuses = vec![503];
+    })
+    .await;
     let host = &hosts_of(flaky.addr, &members, 1)[0];
     for _ in 0..10 {
         proxy.get(host, "/").await;

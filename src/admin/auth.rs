@@ -165,7 +165,8 @@ pub async fn require_token(
     next: Next,
 ) -> Result<Response, ApiError> {
     let headers = request.headers();
-    if let Some(origin) = headers.get(header::ORIGIN) {
+    // Every `Origin` line must be allowed (browsers send one).
+    for origin in headers.get_all(header::ORIGIN) {
         let origin = String::from_utf8_lossy(origin.as_bytes());
         if !state.origins.permits(&origin, headers) {
             return Err(ApiError::ForbiddenOrigin(origin.into_owned()));

@@ -10,6 +10,7 @@
 //! - [`stats`]: per-backend stats, their five-minute history, `/metrics`.
 //! - [`model`], [`error`], [`openapi`]: the JSON, its errors and its schema.
 //! - [`ui`]: the embedded admin UI (`admin-ui/`) at `/`; it only uses the API.
+//! - [`serve`]: the HTTP server of the admin and metrics listeners.
 
 pub mod auth;
 mod backends;
@@ -17,19 +18,15 @@ pub mod error;
 mod lookup;
 pub mod model;
 pub mod openapi;
+mod server;
 mod stats;
 pub mod ui;
 
-use std::future::IntoFuture;
-use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
 use axum::Router;
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 
 use crate::config::SharedSettings;
 use crate::health::Health;
@@ -40,6 +37,7 @@ use crate::telemetry::Telemetry;
 
 pub use auth::{AdminToken, Origins};
 use error::ApiError;
+pub use server::serve;
 
 /// Largest accepted request body.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -132,32 +130,6 @@ async fn fallback(
 
 async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
     ApiError::MethodNotAllowed(format!("{method} is not allowed on {}", uri.path()))
-}
-
-/// Serve `router` on `listener` until `shutdown` fires; open connections
-/// then get `grace` to finish.
-pub async fn serve(
-    listener: TcpListener,
-    router: Router,
-    shutdown: CancellationToken,
-    grace: Duration,
-) -> std::io::Result<()> {
-    let app = router.into_make_service_with_connect_info::<SocketAddr>();
-    let server = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .into_future();
-    tokio::pin!(server);
-    tokio::select! {
-        result = &mut server => return result,
-        () = shutdown.cancelled() => {}
-    }
-    match tokio::time::timeout(grace, server).await {
-        Ok(result) => result,
-        Err(_) => {
-            tracing::warn!("admin connections still open after the grace period; closing them");
-            Ok(())
-        }
-    }
 }
 
 impl AdminState {

@@ -131,11 +131,14 @@ fn origin(text: &str) -> Result<String, ConfigError> {
     if authority.as_str().contains('@') || uri.path_and_query().is_some_and(|p| p.as_str() != "/") {
         return Err(bad("must be only scheme, host and port"));
     }
-    Ok(format!(
-        "{}://{}",
-        uri.scheme_str().unwrap_or_default(),
-        authority.as_str().to_ascii_lowercase()
-    ))
+    // Browsers leave a scheme's default port out of `Origin`.
+    let scheme = uri.scheme_str().unwrap_or_default();
+    let default_port = if scheme == "https" { 443 } else { 80 };
+    let host = authority.host().to_ascii_lowercase();
+    Ok(match authority.port_u16() {
+        Some(port) if port != default_port => format!("{scheme}://{host}:{port}"),
+        _ => format!("{scheme}://{host}"),
+    })
 }
 
 fn check_token(token: &str) -> Result<(), ConfigError> {
@@ -185,12 +188,19 @@ mod tests {
             allowed_origins: vec![
                 "https://Admin.Example.com".into(),
                 "http://10.0.0.1:8443/".into(),
+                "https://ui.example:443".into(),
+                "http://ui.example:80".into(),
             ],
             ..AdminSettings::default()
         };
         assert_eq!(
             admin.allowed_origins().unwrap(),
-            ["https://admin.example.com", "http://10.0.0.1:8443"]
+            [
+                "https://admin.example.com",
+                "http://10.0.0.1:8443",
+                "https://ui.example",
+                "http://ui.example"
+            ]
         );
         for bad in [
             "admin.example.com",

@@ -30,6 +30,7 @@ impl Settings {
     /// kind) without opening or binding anything.
     pub fn check(&self) -> Result<Checked, ConfigError> {
         let (proxy, backends) = self.validate()?;
+        self.listeners_apart()?;
         let database = self.database();
         let url = database.expose();
         let known = ["sqlite://", "postgres://", "postgresql://"];
@@ -49,6 +50,27 @@ impl Settings {
             }),
             database,
         })
+    }
+}
+
+impl Settings {
+    /// The proxy, admin and metrics listeners may not share an address (a
+    /// port on `0.0.0.0` or `::` takes it on every address).
+    fn listeners_apart(&self) -> Result<(), ConfigError> {
+        let mut listeners = vec![("listen", self.listen), ("admin.listen", self.admin.listen)];
+        listeners.extend(self.metrics_listen.map(|m| ("metrics_listen", m)));
+        for (i, (a_name, a)) in listeners.iter().enumerate() {
+            for (b_name, b) in &listeners[i + 1..] {
+                let overlap =
+                    a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified();
+                if a.port() != 0 && a.port() == b.port() && overlap {
+                    return Err(ConfigError::Invalid(format!(
+                        "{a_name} ({a}) and {b_name} ({b}) would share a port; give each its own"
+                    )));
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -128,6 +150,31 @@ fn quote(out: &mut String, text: &str) {
 mod tests {
     use super::*;
     use crate::config::lua;
+
+    #[test]
+    fn listeners_may_not_share_an_address() {
+        let mut settings = Settings::default();
+        settings.admin.listen = settings.listen;
+        let err = settings.check().unwrap_err().to_string();
+        assert!(
+            err.contains("listen (127.0.0.1:8080) and admin.listen"),
+            "{err}"
+        );
+        let mut settings = Settings {
+            listen: "0.0.0.0:9000".parse().unwrap(),
+            metrics_listen: Some("127.0.0.1:9000".parse().unwrap()),
+            ..Settings::default()
+        };
+        assert!(
+            settings.check().is_err(),
+            "a wildcard takes the port everywhere"
+        );
+        settings.metrics_listen = Some("127.0.0.1:9001".parse().unwrap());
+        assert!(settings.check().is_ok());
+        settings.listen = "127.0.0.1:0".parse().unwrap();
+        settings.admin.listen = "127.0.0.1:0".parse().unwrap();
+        assert!(settings.check().is_ok(), "port 0 is a new port each time");
+    }
 
     #[test]
     fn the_effective_settings_are_a_config_that_loads_back_to_the_same_settings() {

@@ -66,8 +66,10 @@ pub struct PassiveSettings {
     /// Seconds between trial requests to a backend that is out: it comes
     /// back when one is answered (or an active check passes).
     pub cooldown: f64,
-    /// Backend statuses that count as failures (a user's app answering 500
-    /// says nothing about the backend, so only gateway errors by default).
+    /// Backend statuses that count as failures. None by default: on a
+    /// backend that hosts many users' apps, a 502 or 503 comes from one
+    /// app (and a client can provoke it), not from the backend; list them
+    /// only where the backend answers them for itself.
     pub failure_statuses: Vec<u16>,
 }
 
@@ -77,7 +79,7 @@ impl Default for PassiveSettings {
             enabled: true,
             failures: 5,
             cooldown: 10.0,
-            failure_statuses: vec![502, 503, 504],
+            failure_statuses: Vec::new(),
         }
     }
 }

@@ -21,6 +21,13 @@ pub struct Timeouts {
     /// Requests and upgraded connections on a drained or removed backend
     /// are closed this long after the change.
     pub drain: f64,
+    /// A request body that sends no byte for this long is cut off (`408`,
+    /// connection closed): a client that is too slow never pins a backend
+    /// connection, and never counts against the backend.
+    pub body_idle: f64,
+    /// An upgraded connection (WebSocket) with no byte either way for this
+    /// long is closed.
+    pub tunnel_idle: f64,
 }
 
 impl Default for Timeouts {
@@ -33,6 +40,8 @@ impl Default for Timeouts {
             backend_idle: 30.0,
             shutdown_grace: 30.0,
             drain: 300.0,
+            body_idle: 60.0,
+            tunnel_idle: 3600.0,
         }
     }
 }

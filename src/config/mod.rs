@@ -229,6 +229,8 @@ pub struct ProxySettings {
     pub backend_idle_timeout: Duration,
     pub shutdown_grace: Duration,
     pub drain_timeout: Duration,
+    pub body_idle_timeout: Duration,
+    pub tunnel_idle_timeout: Duration,
     pub max_header_bytes: usize,
     pub max_body_bytes: Option<u64>,
     pub max_connections: usize,
@@ -242,6 +244,9 @@ pub struct ProxySettings {
     pub health: HealthConfig,
     /// Access-log sample rate; `None` when the access log is off.
     pub access_log_sample: Option<f64>,
+    /// The log format the process started with (restart-only; a reload
+    /// keeps it).
+    pub log_format: LogFormat,
 }
 
 /// A positive, finite number of seconds (below a million) as a `Duration`.
@@ -319,6 +324,8 @@ impl Settings {
             backend_idle_timeout: secs("backend_idle", t.backend_idle)?,
             shutdown_grace: secs("shutdown_grace", t.shutdown_grace)?,
             drain_timeout: secs("drain", t.drain)?,
+            body_idle_timeout: secs("body_idle", t.body_idle)?,
+            tunnel_idle_timeout: secs("tunnel_idle", t.tunnel_idle)?,
             max_header_bytes: l.max_header_bytes,
             max_body_bytes: l.max_body_bytes,
             max_connections: l.max_connections,
@@ -334,6 +341,7 @@ impl Settings {
             forward_underscore_headers: self.forward_underscore_headers,
             health: self.health.validate()?,
             access_log_sample: self.access_log.enabled.then_some(self.access_log.sample),
+            log_format: self.log_format,
         };
         Ok((proxy, self.initial_backends()?))
     }

@@ -74,42 +74,100 @@ impl fmt::Debug for DatabaseUrl {
     }
 }
 
-/// `url` with the password of its user part and of `password=`-style
-/// query parameters replaced by `***`.
-pub fn redact_url(url: &str) -> String {
-    let (before_query, query) = match url.split_once('?') {
-        Some((head, query)) => (head, Some(query)),
-        None => (url, None),
+/// `text` (a database URL, or a libpq `key=value` string) with every
+/// password hidden: the user part's password and any parameter whose name
+/// holds "password" become `***`. A URL that does not parse loses its
+/// whole user part and query instead: better too much hidden than a
+/// password shown.
+pub fn redact_url(text: &str) -> String {
+    let Some((scheme, rest)) = text.split_once("://") else {
+        return redact_pairs(text, char::is_whitespace);
     };
-    let mut out = match before_query.split_once("://") {
-        Some((scheme, rest)) => {
-            // The user part ends at the last `@` before the path.
-            let authority_end = rest.find('/').unwrap_or(rest.len());
-            match rest[..authority_end].rfind('@') {
-                Some(at) => {
-                    let user = match rest[..at].split_once(':') {
-                        Some((name, _password)) => format!("{name}:***"),
-                        None => rest[..at].to_owned(),
-                    };
-                    format!("{scheme}://{user}{}", &rest[at..])
-                }
-                None => before_query.to_owned(),
+    match url::Url::parse(text) {
+        Ok(mut url) => {
+            if url.password().is_some() {
+                let _ = url.set_password(Some("***"));
             }
+            let pairs: Vec<(String, String)> = url
+                .query_pairs()
+                .map(|(key, value)| {
+                    let value = if names_password(&key) {
+                        "***".into()
+                    } else {
+                        value
+                    };
+                    (key.into_owned(), value.into_owned())
+                })
+                .collect();
+            if url.query_pairs().any(|(key, _)| names_password(&key)) {
+                url.query_pairs_mut().clear().extend_pairs(pairs);
+            }
+            url.to_string()
         }
-        None => before_query.to_owned(),
-    };
-    if let Some(query) = query {
-        let params: Vec<String> = query
-            .split('&')
-            .map(|param| match param.split_once('=') {
-                Some((key, _)) if key.to_ascii_lowercase().contains("password") => {
-                    format!("{key}=***")
+        Err(_) => {
+            let after_user = rest.rfind('@').map_or(rest, |at| &rest[at + 1..]);
+            let user = if after_user.len() < rest.len() {
+                "***@"
+            } else {
+                ""
+            };
+            let shown = match after_user.split_once('?') {
+                Some((host, query)) => format!("{host}?{}", redact_pairs(query, |c| c == '&')),
+                None => after_user.to_owned(),
+            };
+            format!("{scheme}://{user}{shown}")
+        }
+    }
+}
+
+/// Whether a parameter name (percent-decoded) names a password.
+fn names_password(key: &str) -> bool {
+    percent_encoding::percent_decode_str(key)
+        .decode_utf8_lossy()
+        .to_ascii_lowercase()
+        .contains("password")
+}
+
+/// `key=value` items split by `separator`, with password values hidden (a
+/// quoted value, `'like this'`, is hidden whole).
+fn redact_pairs(text: &str, separator: impl Fn(char) -> bool) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while !rest.is_empty() {
+        let Some(eq) = rest.find('=') else {
+            out.push_str(rest);
+            break;
+        };
+        let key_start = rest[..eq].rfind(&separator).map_or(0, |i| i + 1);
+        let key = &rest[key_start..eq];
+        out.push_str(&rest[..=eq]);
+        let value = &rest[eq + 1..];
+        let end = if value.starts_with('\'') {
+            // Up to the closing quote that is not escaped.
+            let mut chars = value.char_indices().skip(1);
+            let mut end = value.len();
+            while let Some((i, c)) = chars.next() {
+                match c {
+                    '\\' => {
+                        chars.next();
+                    }
+                    '\'' => {
+                        end = i + 1;
+                        break;
+                    }
+                    _ => {}
                 }
-                _ => param.to_owned(),
-            })
-            .collect();
-        out.push('?');
-        out.push_str(&params.join("&"));
+            }
+            end
+        } else {
+            value.find(&separator).unwrap_or(value.len())
+        };
+        out.push_str(if names_password(key) {
+            "***"
+        } else {
+            &value[..end]
+        });
+        rest = &value[end..];
     }
     out
 }

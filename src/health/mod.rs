@@ -154,6 +154,14 @@ impl Health {
         h.admit(self.now_ms(), cooldown)
     }
 
+    /// A trial request to `address` ended without evidence (its client went
+    /// away or broke its body): the next request may be the trial.
+    pub fn release_trial(&self, address: &BackendAddr) {
+        if let Some(h) = self.backends.get(address) {
+            h.release_trial(self.now_ms());
+        }
+    }
+
     /// The state, since when and why.
     pub fn view(&self, address: &BackendAddr) -> HealthView {
         match self.backends.get(address) {

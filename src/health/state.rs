@@ -105,6 +105,17 @@ impl BackendHealth {
             .then_some(Pass::Trial)
     }
 
+    /// Give back a trial that ended without evidence (unless the backend
+    /// came back meanwhile).
+    pub fn release_trial(&self, now_ms: u64) {
+        let retry_at = self.retry_at_ms.load(Relaxed);
+        if retry_at > now_ms {
+            let _ = self
+                .retry_at_ms
+                .compare_exchange(retry_at, now_ms.max(1), Relaxed, Relaxed);
+        }
+    }
+
     pub fn request_succeeded(&self, address: &BackendAddr, pass: Pass, status: u16) {
         let settled = self.verdict.load(Relaxed) == UP
             && self.passive_failures.load(Relaxed) == 0
@@ -190,11 +201,13 @@ impl BackendHealth {
         });
     }
 
-    /// Active checks were turned off: their verdict no longer applies.
+    /// Active checks were turned off: their verdict no longer applies, and
+    /// an answer from before they took the backend down is no evidence.
     pub fn forget_checks(&self, address: &BackendAddr) {
         self.passes.store(0, Relaxed);
         self.fails.store(0, Relaxed);
         if self.active.swap(UNKNOWN, Relaxed) != UNKNOWN {
+            self.answered.store(false, Relaxed);
             self.settle(address, || "active checks turned off".to_owned());
         }
     }

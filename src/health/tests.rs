@@ -140,3 +140,30 @@ fn turning_active_checks_off_forgets_their_verdict_and_passive_off_ends_ejection
         "no longer shown down while it takes traffic"
     );
 }
+
+#[test]
+fn a_trial_given_back_lets_the_next_request_try_at_once() {
+    let h = BackendHealth::new();
+    fail_three_times(&h, 0);
+    assert_eq!(h.admit(1000, Some(1000)), Some(Pass::Trial));
+    assert_eq!(h.admit(1100, Some(1000)), None);
+    h.release_trial(1200);
+    assert_eq!(h.admit(1200, Some(1000)), Some(Pass::Trial));
+    h.request_succeeded(&addr(), Pass::Trial, 200);
+    h.release_trial(1300);
+    assert_eq!(
+        h.admit(1300, Some(1000)),
+        Some(Pass::Normal),
+        "not out any more"
+    );
+}
+
+#[test]
+fn turning_checks_off_forgets_an_answer_from_before_they_took_it_down() {
+    let h = BackendHealth::new();
+    h.request_succeeded(&addr(), Pass::Normal, 200);
+    h.check_failed(&addr(), 1, Fault::ConnectRefused);
+    assert_eq!(h.state(), HealthState::Down);
+    h.forget_checks(&addr());
+    assert_eq!(h.state(), HealthState::Unknown, "not up on stale evidence");
+}

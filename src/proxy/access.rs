@@ -16,7 +16,8 @@ use super::body::{BodyEnds, BodyProgress};
 use super::client_io::InFlight;
 use super::error::CLIENT_GONE;
 use super::upstream::Lease;
-use crate::routing::{Backend, RoutingKey, Rule};
+use crate::health::Health;
+use crate::routing::{Backend, BackendAddr, RoutingKey, Rule};
 use crate::telemetry::{BackendInFlight, Durations, Telemetry};
 
 /// What one request did, filled in as its phases run.
@@ -39,6 +40,9 @@ pub struct Trace {
     /// Backends that failed this request (could not connect, or broke the
     /// exchange), in the order tried.
     pub failed: Vec<Arc<Backend>>,
+    /// The down backend whose one trial this request holds, until its
+    /// outcome is evidence; a request that ends without any gives it back.
+    pub trial: Option<BackendAddr>,
 }
 
 /// What the access log says about one request.
@@ -60,11 +64,18 @@ pub struct AccessRecord {
     /// Backends that failed this request, comma-separated (`-` for none).
     pub failed: String,
     pub upstream: Option<Duration>,
+    /// Quote the values the client chose (the text log format).
+    pub quote: bool,
 }
 
 impl AccessRecord {
     /// The fields known before routing.
-    pub fn of<B>(req: &Request<B>, client: SocketAddr, request_id: &HeaderValue) -> AccessRecord {
+    pub fn of<B>(
+        req: &Request<B>,
+        client: SocketAddr,
+        request_id: &HeaderValue,
+        quote: bool,
+    ) -> AccessRecord {
         let text = |name: header::HeaderName| {
             req.headers().get(name).map_or_else(
                 || "-".to_owned(),
@@ -92,6 +103,7 @@ impl AccessRecord {
             backend: "-".to_owned(),
             failed: "-".to_owned(),
             upstream: None,
+            quote,
         }
     }
 }
@@ -104,6 +116,7 @@ pub struct Pending<'a> {
     pub trace: Trace,
     started: Instant,
     telemetry: &'a Telemetry,
+    health: &'a Health,
     durations: &'a Arc<Durations>,
     access: Option<AccessRecord>,
     answered: bool,
@@ -112,7 +125,7 @@ pub struct Pending<'a> {
 impl<'a> Pending<'a> {
     /// A request that started at `started`; `access` when it is logged.
     pub fn new(
-        telemetry: &'a Telemetry,
+        (telemetry, health): (&'a Telemetry, &'a Health),
         durations: &'a Arc<Durations>,
         started: Instant,
         access: Option<AccessRecord>,
@@ -125,6 +138,7 @@ impl<'a> Pending<'a> {
             trace,
             started,
             telemetry,
+            health,
             durations,
             access,
             answered: false,
@@ -146,6 +160,9 @@ impl<'a> Pending<'a> {
     fn finish(&mut self, status: StatusCode) -> Completion {
         self.answered = true;
         let trace = &mut self.trace;
+        if let Some(address) = trace.trial.take() {
+            self.health.release_trial(&address);
+        }
         self.telemetry
             .finish(trace.backend.as_ref(), status, trace.upstream_latency);
         let access = self.access.take().map(|mut record| {
@@ -214,14 +231,15 @@ impl Drop for Completion {
                 client = %r.client,
                 method = %r.method,
                 version = ?r.version,
-                host = %r.host,
+                host = %Shown(&r.host, r.quote),
+                // hyper admits no space or control byte in a target.
                 path = %r.path,
                 query = %r.query,
-                user_agent = %r.user_agent,
-                referer = %r.referer,
+                user_agent = %Shown(&r.user_agent, r.quote),
+                referer = %Shown(&r.referer, r.quote),
                 request_id = %r.request_id,
                 key = %r.key,
-                rule = r.rule,
+                rule = %r.rule,
                 backend = %r.backend,
                 failed = %r.failed,
                 status = self.status.as_u16(),
@@ -230,6 +248,22 @@ impl Drop for Completion {
                 upstream_ms = r.upstream.map(millis),
                 duration_ms = millis(elapsed),
             );
+        }
+    }
+}
+
+/// A value the client chose, as the access log shows it: quoted and
+/// escaped (`"curl \"x\" status=200"`, `\u{1b}`) in the text format, so
+/// it cannot pose as other fields or drive a terminal; as is in JSON,
+/// whose encoder escapes it.
+struct Shown<'a>(&'a str, bool);
+
+impl std::fmt::Display for Shown<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.1 {
+            write!(f, "{:?}", self.0)
+        } else {
+            f.write_str(self.0)
         }
     }
 }
@@ -267,6 +301,18 @@ mod tests {
         let logged = (0..1000).filter(|_| sampler.sample(0.1)).count();
         assert_eq!(logged, 100);
         assert!((0..10).all(|_| sampler.sample(1.0)));
+    }
+
+    #[test]
+    fn values_a_client_chose_are_quoted_in_the_text_format() {
+        let forged = "curl status=200 \u{1b}[31m\u{202e}\u{85}";
+        let text = Shown(forged, true).to_string();
+        assert_eq!(text, r#""curl status=200 \u{1b}[31m\u{202e}\u{85}""#);
+        assert_eq!(
+            Shown(forged, false).to_string(),
+            forged,
+            "JSON escapes it itself"
+        );
     }
 
     #[test]

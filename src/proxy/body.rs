@@ -1,14 +1,16 @@
 //! Body wrappers for the two directions of a proxied exchange.
 
 use std::pin::Pin;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::{BodyExt, Full};
 use tokio::sync::oneshot;
+use tokio::time::Sleep;
 
 use std::future::Future;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
@@ -114,13 +116,14 @@ impl Body for ResponseBody {
     }
 }
 
-/// What became of a request body on its way to a backend: the bytes sent
-/// and, if the client's side of it failed, why. Read after a failed
-/// exchange to tell a client's fault from the backend's.
+/// What became of a request body on its way to a backend: the bytes sent,
+/// whether it ended, and, if the client's side of it failed, why. Read
+/// after a failed exchange to tell a client's fault from the backend's.
 #[derive(Debug, Default)]
 pub struct BodyProgress {
     /// Data bytes sent to the backend.
     pub bytes: AtomicU64,
+    ended: AtomicBool,
     fault: OnceLock<BodyFault>,
 }
 
@@ -129,38 +132,52 @@ impl BodyProgress {
     pub fn fault(&self) -> Option<BodyFault> {
         self.fault.get().copied()
     }
+
+    /// Whether the whole body went out.
+    pub fn ended(&self) -> bool {
+        self.ended.load(Relaxed)
+    }
 }
 
 pin_project_lite::pin_project! {
-    /// A request body sent to a backend. It reports when it has been sent
-    /// completely (or abandoned), so the response-header timeout starts then
-    /// and a slow 100 MB upload is not mistaken for a slow backend; and it
-    /// records the client's failures in its [`BodyProgress`] as they pass.
-    pub struct SentSignal<B> {
+    /// A client's request body on its way to a backend. It reports when it
+    /// has been sent completely (or abandoned), so the response-header
+    /// timeout starts then and a slow 100 MB upload is not mistaken for a
+    /// slow backend; it cuts off a client that sends nothing for
+    /// `timeouts.body_idle` while the backend waits for more; and it records
+    /// the client's failures in its [`BodyProgress`] as they pass.
+    pub struct RequestBody<B> {
         #[pin]
         inner: B,
         done: Option<oneshot::Sender<()>>,
         progress: Option<Arc<BodyProgress>>,
+        idle: Duration,
+        // Armed while the backend waits for a byte the client has not sent.
+        waiting: Option<Pin<Box<Sleep>>>,
     }
 }
 
-impl<B> SentSignal<B> {
+impl<B> RequestBody<B> {
     /// Wrap `inner`; the receiver resolves (with `Ok` or `Err`) once the
     /// body has ended or been dropped.
-    pub fn new(inner: B, progress: Option<Arc<BodyProgress>>) -> (Self, oneshot::Receiver<()>) {
+    pub fn new(
+        inner: B,
+        progress: Option<Arc<BodyProgress>>,
+        idle: Duration,
+    ) -> (Self, oneshot::Receiver<()>) {
         let (tx, rx) = oneshot::channel();
-        (
-            SentSignal {
-                inner,
-                done: Some(tx),
-                progress,
-            },
-            rx,
-        )
+        let body = RequestBody {
+            inner,
+            done: Some(tx),
+            progress,
+            idle,
+            waiting: None,
+        };
+        (body, rx)
     }
 }
 
-impl<B: Body<Data = Bytes, Error = BoxError>> Body for SentSignal<B> {
+impl<B: Body<Data = Bytes, Error = BoxError>> Body for RequestBody<B> {
     type Data = Bytes;
     type Error = BoxError;
 
@@ -169,13 +186,22 @@ impl<B: Body<Data = Bytes, Error = BoxError>> Body for SentSignal<B> {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.project();
-        let polled = this.inner.poll_frame(cx);
+        let mut polled = this.inner.poll_frame(cx);
+        if polled.is_pending() {
+            let idle = *this.idle;
+            let timer = this
+                .waiting
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
+            if timer.as_mut().poll(cx).is_ready() {
+                polled = Poll::Ready(Some(Err(BodyFault::TimedOut.into())));
+            }
+        } else {
+            *this.waiting = None;
+        }
         match (&polled, this.progress.as_ref()) {
             (Poll::Ready(Some(Ok(frame))), Some(progress)) => {
                 if let Some(data) = frame.data_ref() {
-                    progress
-                        .bytes
-                        .fetch_add(data.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                    progress.bytes.fetch_add(data.len() as u64, Relaxed);
                 }
             }
             (Poll::Ready(Some(Err(err))), Some(progress)) => {
@@ -183,6 +209,7 @@ impl<B: Body<Data = Bytes, Error = BoxError>> Body for SentSignal<B> {
                 // before hyper turns it into a failed exchange.
                 let _ = progress.fault.set(BodyFault::of(&**err));
             }
+            (Poll::Ready(None), Some(progress)) => progress.ended.store(true, Relaxed),
             _ => {}
         }
         if matches!(polled, Poll::Ready(None) | Poll::Ready(Some(Err(_)))) {

@@ -43,6 +43,9 @@ pub enum BodyFault {
     /// Larger than `limits.max_body_bytes`.
     #[error("request body too large")]
     TooLarge,
+    /// No byte for `timeouts.body_idle`.
+    #[error("request body timed out: no byte for too long")]
+    TimedOut,
     /// The client closed or reset the connection (or the stream) mid-body:
     /// there is nobody to answer.
     #[error("the client went away before sending its whole body")]
@@ -58,6 +61,9 @@ impl BodyFault {
     pub fn of(err: &(dyn std::error::Error + 'static)) -> BodyFault {
         let mut source = Some(err);
         while let Some(e) = source {
+            if let Some(fault) = e.downcast_ref::<BodyFault>() {
+                return *fault;
+            }
             if e.is::<http_body_util::LengthLimitError>() {
                 return BodyFault::TooLarge;
             }
@@ -85,6 +91,7 @@ impl BodyFault {
         match self {
             BodyFault::Malformed => StatusCode::BAD_REQUEST,
             BodyFault::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            BodyFault::TimedOut => StatusCode::REQUEST_TIMEOUT,
             BodyFault::Gone => StatusCode::from_u16(CLIENT_GONE).expect("499 is a status code"),
         }
     }

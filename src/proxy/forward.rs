@@ -45,6 +45,10 @@ enum Failure {
     Backend(Fault, ProxyError),
     /// The client's body failed: the client's fault, not the backend's.
     Client(BodyFault),
+    /// The backend broke off while the client was still sending its body:
+    /// its own timeout for a slow client, or a refusal of a request it
+    /// could not take. Answered, but no evidence either way.
+    Unclear(ProxyError),
 }
 
 impl Proxy {
@@ -66,6 +70,9 @@ impl Proxy {
                 Ok(checkout) => {
                     trace.backend = Some(self.telemetry.start(&backend));
                     trace.closing = Some(self.drains.token(&backend.address));
+                    // Until the outcome is evidence, this request holds the
+                    // backend's trial (given back if it ends without any).
+                    trace.trial = (pass == Pass::Trial).then(|| backend.address.clone());
                     let started = Instant::now();
                     let result = self
                         .exchange(
@@ -79,6 +86,7 @@ impl Proxy {
                         .map_err(|failure| blame(failure, trace.body.as_deref()));
                     match result {
                         Ok((response, sender)) => {
+                            trace.trial = None;
                             self.observe(&backend, pass, response.status());
                             // An upgraded connection belongs to its tunnel.
                             if response.status() != StatusCode::SWITCHING_PROTOCOLS {
@@ -89,14 +97,22 @@ impl Proxy {
                             return Ok((backend, response));
                         }
                         Err(Failure::Client(fault)) => return Err(fault.into()),
+                        Err(Failure::Unclear(err)) => {
+                            tracing::info!(backend = %backend.address,
+                                "the backend gave up on a request whose body was still arriving");
+                            trace.failed.push(backend);
+                            return Err(err);
+                        }
                         Err(Failure::Backend(fault, err)) => {
                             tracing::warn!(backend = %backend.address, %fault, "backend exchange failed");
+                            trace.trial = None;
                             self.health.request_failed(&backend.address, pass, fault);
                             trace.failed.push(backend);
                             return Err(err);
                         }
                         Err(Failure::Unreachable(unsent, fault)) => {
                             trace.backend = None;
+                            trace.trial = None;
                             req = *unsent;
                             fault
                         }
@@ -195,10 +211,15 @@ impl Proxy {
 }
 
 /// Whose fault a failed exchange is: when the client's body failed on its
-/// way, the client's, whatever hyper made of it.
+/// way, the client's, whatever hyper made of it; when the backend broke off
+/// while the body was still arriving, nobody can tell.
 fn blame(failure: Failure, body: Option<&BodyProgress>) -> Failure {
-    match (failure, body.and_then(BodyProgress::fault)) {
+    let Some(body) = body else {
+        return failure;
+    };
+    match (failure, body.fault()) {
         (Failure::Backend(..), Some(fault)) => Failure::Client(fault),
+        (Failure::Backend(_, err), None) if !body.ended() => Failure::Unclear(err),
         (failure, _) => failure,
     }
 }

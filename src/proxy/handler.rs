@@ -10,22 +10,21 @@ use http::{header, HeaderValue, Method, Request, Response, StatusCode, Uri, Vers
 use http_body::Body as _;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
-use hyper::upgrade::OnUpgrade;
-use hyper_util::rt::TokioIo;
 
 use super::access::{AccessRecord, Pending, Sampler, Trace};
-use super::body::{BodyProgress, ResponseBody, SentSignal};
-use super::client_io::{ConnShared, InFlight};
+use super::body::{BodyProgress, RequestBody, ResponseBody};
+use super::client_io::ConnShared;
 use super::drain::Drains;
 use super::error::{BodyFault, ClientGone, ProxyError};
 use super::headers::{self, PeerIp};
 use super::pick::pick_backend;
 use super::request_id;
+use super::tunnel::tunnel;
 use super::upstream::{UpstreamBody, Upstreams};
-use crate::config::{ProxySettings, SharedSettings};
+use crate::config::{LogFormat, ProxySettings, SharedSettings};
 use crate::health::Health;
 use crate::routing::{routing_key_of, BackendPool, KeyError};
-use crate::telemetry::{BackendInFlight, Durations, Telemetry};
+use crate::telemetry::{Durations, Telemetry};
 
 /// Everything the request path reads: the pool, the settings, the
 /// connections, and the counters it updates.
@@ -99,13 +98,21 @@ pub async fn handle(
     let in_flight = conn.start_request();
     let started = Instant::now();
     let request_id = request_id::ensure(req.headers_mut());
-    let access = proxy
-        .settings
-        .load()
+    let settings = proxy.settings.load();
+    let access = settings
         .access_log_sample
         .filter(|&rate| proxy.sampler.sample(rate))
-        .map(|_| AccessRecord::of(&req, conn.peer, &request_id));
-    let mut pending = Pending::new(&proxy.telemetry, &proxy.durations, started, access);
+        .map(|_| {
+            let quote = settings.log_format == LogFormat::Text;
+            AccessRecord::of(&req, conn.peer, &request_id, quote)
+        });
+    drop(settings);
+    let mut pending = Pending::new(
+        (&proxy.telemetry, &proxy.health),
+        &proxy.durations,
+        started,
+        access,
+    );
     let (response, gone) = match proxy.proxy_request(&conn, req, &mut pending.trace).await {
         Ok(response) => (response, false),
         Err(err) => {
@@ -166,7 +173,8 @@ impl Proxy {
             let backend_side = hyper::upgrade::on(&mut response);
             let open = (conn.start_request(), self.telemetry.start(&backend));
             let closing = self.drains.token(&backend.address);
-            tokio::spawn(tunnel(client, backend_side, open, closing));
+            let idle = self.settings.load().tunnel_idle_timeout;
+            tokio::spawn(tunnel(client, backend_side, open, closing, idle));
         }
         tracing::debug!(peer = %conn.peer, key = key.as_str(), rule = rule.as_str(), backend = %backend.address,
             status = response.status().as_u16(), "proxied");
@@ -200,7 +208,12 @@ pub fn prepare_request(
             .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
             .ok_or(ProxyError::Key(KeyError::MissingHost))?,
     };
+    // The request id reaches the backend whatever `Connection` names.
+    let request_id = parts.headers.get(&request_id::X_REQUEST_ID).cloned();
     headers::remove_hop_by_hop(&mut parts.headers, upgrade);
+    if let Some(id) = request_id {
+        parts.headers.insert(request_id::X_REQUEST_ID.clone(), id);
+    }
     if !settings.forward_underscore_headers {
         headers::remove_underscore_headers(&mut parts.headers);
     }
@@ -220,7 +233,7 @@ pub fn prepare_request(
         Some(limit) => Limited::new(body, limit as usize).boxed(),
         None => body.map_err(Into::into).boxed(),
     };
-    let (body, sent) = SentSignal::new(body, progress);
+    let (body, sent) = RequestBody::new(body, progress, settings.body_idle_timeout);
     Ok((Request::from_parts(parts, body.boxed()), sent))
 }
 
@@ -246,31 +259,4 @@ pub fn prepare_response(response: Response<Incoming>, upgraded: bool) -> Respons
     let (mut parts, body) = response.into_parts();
     headers::remove_hop_by_hop(&mut parts.headers, upgraded);
     Response::from_parts(parts, body.map_err(Into::into).boxed())
-}
-
-/// Copy bytes both ways between an upgraded client and backend connection.
-/// `_open` keeps the tunnel counted on its client connection and backend;
-/// `closing` ends it when the backend's drain times out.
-async fn tunnel(
-    client: OnUpgrade,
-    backend: OnUpgrade,
-    _open: (InFlight, BackendInFlight),
-    closing: tokio_util::sync::CancellationToken,
-) {
-    let (client, backend) = match tokio::try_join!(client, backend) {
-        Ok(pair) => pair,
-        Err(err) => {
-            tracing::debug!(%err, "upgrade did not complete");
-            return;
-        }
-    };
-    let (mut client, mut backend) = (TokioIo::new(client), TokioIo::new(backend));
-    tokio::select! {
-        copied = tokio::io::copy_bidirectional(&mut client, &mut backend) => {
-            if let Err(err) = copied {
-                tracing::debug!(%err, "tunnel ended with an error");
-            }
-        }
-        () = closing.cancelled() => tracing::info!("tunnel closed: its backend's drain timed out"),
-    }
 }

@@ -13,6 +13,7 @@
 //! - [`headers`]: hop-by-hop and `X-Forwarded-*` rewriting.
 //! - [`upstream`]: the keep-alive pool of backend connections.
 //! - [`body`], [`error`]: body wrappers; errors and their responses.
+//! - [`tunnel`]: upgraded connections, with an idle timeout.
 //! - [`drain`]: closes a drained backend's leftovers after `timeouts.drain`.
 //! - [`access`]: what a request did ([`access::Trace`]); byte counts,
 //!   durations and the access-log line, written when a response body is done.
@@ -32,6 +33,7 @@ pub mod headers;
 pub mod pick;
 pub mod proxy_protocol;
 pub mod request_id;
+pub mod tunnel;
 pub mod upstream;
 pub mod workers;
 

@@ -16,12 +16,13 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
-use ppp::{v1, v2, HeaderResult, PartialResult};
+use ppp::{v1, v2, HeaderResult};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
-/// The largest header read (v1 is at most 107 bytes; v2 with TLVs is
-/// rarely above a few hundred).
-const MAX_HEADER: usize = 4096;
+/// The longest v1 header (the spec's limit, line end included).
+const V1_MAX: usize = 107;
+/// The fixed part of a v2 header; its last two bytes give the length of the rest.
+const V2_FIXED: usize = 16;
 
 /// The v2 signature; v1 starts with `PROXY `.
 const V2_SIGNATURE: &[u8] = b"\r\n\r\n\0\r\nQUIT\n";
@@ -87,20 +88,34 @@ pub async fn read_header<S: AsyncRead + Unpin>(
             if !starts_with_header(&buffer) {
                 return Err(Refused::Missing);
             }
-            let parsed = HeaderResult::parse(&buffer);
-            // A v1 header ends at its line end: whatever ppp still waits for
-            // after it will not come.
-            let v1_ended = buffer.starts_with(b"PROXY ") && buffer.windows(2).any(|w| w == b"\r\n");
-            if parsed.is_incomplete() && !v1_ended && buffer.len() < MAX_HEADER {
+            // Judge a header only once all of it can be there: ppp calls
+            // some truncated headers malformed, and some ended ones incomplete.
+            if !whole(&buffer) {
                 continue;
             }
-            return client_of(&parsed, peer).ok_or(Refused::Malformed);
+            return client_of(&HeaderResult::parse(&buffer), peer).ok_or(Refused::Malformed);
         }
     };
     let (client, used) = tokio::time::timeout(within, read)
         .await
         .map_err(|_| Refused::TimedOut)??;
     Ok((client, Bytes::from(buffer).slice(used..)))
+}
+
+/// Whether `buffer` holds a whole header (or more than one could take): a
+/// v1 line up to its CRLF (or its longest), a v2 header up to the length
+/// it announces.
+fn whole(buffer: &[u8]) -> bool {
+    if buffer.starts_with(b"PROXY ") {
+        return buffer.len() >= V1_MAX || buffer.windows(2).any(|w| w == b"\r\n");
+    }
+    match buffer.get(V2_FIXED - 2..V2_FIXED) {
+        Some(length) => {
+            let rest = usize::from(u16::from_be_bytes([length[0], length[1]]));
+            buffer.len() >= V2_FIXED + rest
+        }
+        None => false,
+    }
 }
 
 /// The client a complete header names, and the header's length.
@@ -196,6 +211,33 @@ mod tests {
         assert_eq!(read(&v2(1, 0x11, &[1, 2])).await, Err(Refused::Malformed));
         let endless = [&b"PROXY TCP4 "[..], &[b'1'; 5000]].concat();
         assert_eq!(read(&endless).await, Err(Refused::Malformed));
+        // A whole header split where ppp would call the first part malformed.
+        let (mut tx, mut rx) = tokio::io::duplex(64);
+        let reader = tokio::spawn(async move {
+            read_header(&mut rx, PEER.parse().unwrap(), Duration::from_secs(5)).await
+        });
+        tokio::io::AsyncWriteExt::write_all(&mut tx, b"PROXY TCP4 203.0.113.7 10.0.0.9 51000 ")
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::io::AsyncWriteExt::write_all(&mut tx, b"80\r\n")
+            .await
+            .unwrap();
+        let (client, _) = reader.await.unwrap().unwrap();
+        assert_eq!(client, "203.0.113.7:51000".parse().unwrap());
+        // v2 may carry up to 64 KiB of TLVs.
+        let mut big = v2(1, 0x11, &[198, 51, 100, 4, 10, 0, 0, 9, 0xc3, 0x50, 0, 80]);
+        let tlv_len: u16 = 5000;
+        big.extend_from_slice(&[0x04]);
+        big.extend_from_slice(&tlv_len.to_be_bytes());
+        big.extend(std::iter::repeat_n(0u8, usize::from(tlv_len)));
+        let total = u16::try_from(big.len() - V2_FIXED).unwrap();
+        big[V2_FIXED - 2..V2_FIXED].copy_from_slice(&total.to_be_bytes());
+        let (client, rest) = read(&big).await.unwrap();
+        assert_eq!(
+            (client, rest.len()),
+            ("198.51.100.4:50000".parse().unwrap(), 0)
+        );
     }
 
     #[test]

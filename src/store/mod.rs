@@ -23,6 +23,7 @@ use sqlx::{Any, AnyPool, Connection, Row, Transaction};
 
 use sql::{bump, find, generation, insert, log, remove, set_state_and_weight};
 
+use crate::config::DatabaseUrl;
 use crate::routing::{Backend, BackendAddr, BackendState, PoolError, Snapshot};
 
 pub use rows::{BackendRecord, ChangeRecord};
@@ -86,8 +87,9 @@ impl Membership {
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: AnyPool,
-    /// The PostgreSQL URL (for the notification listener), if PostgreSQL.
-    postgres: Option<String>,
+    /// The PostgreSQL URL (for the notification listener), if PostgreSQL;
+    /// redacted when printed.
+    postgres: Option<DatabaseUrl>,
 }
 
 impl Store {
@@ -136,13 +138,13 @@ impl Store {
             .connect(&url)
             .await?;
         MIGRATOR.run(&pool).await?;
-        let postgres = (!sqlite).then_some(url);
+        let postgres = (!sqlite).then(|| DatabaseUrl::new(url));
         Ok(Store { pool, postgres })
     }
 
     /// The PostgreSQL URL, when the store is PostgreSQL (nodes can share it).
     pub fn postgres_url(&self) -> Option<&str> {
-        self.postgres.as_deref()
+        self.postgres.as_ref().map(DatabaseUrl::expose)
     }
 
     /// The committed generation (one small query).

@@ -39,7 +39,7 @@ impl Collector for Telemetry {
 
         let mut requests = encoder.encode_descriptor(
             "switchyard_requests",
-            "Responses sent to clients, by backend and status class",
+            "Requests by backend and the status class of their answer (a client that went away before it is counted as 499)",
             None,
             MetricType::Counter,
         )?;

@@ -133,7 +133,8 @@ impl Backend {
         Backend::serve_on(listener, service, seen)
     }
 
-    /// [`Backend::named`] on a given address (to restart a killed backend).
+    /// [`Backend::named`] on a given address (to restart a killed backend);
+    /// it reads a request's whole body before answering.
     pub async fn named_at(name: &str, addr: SocketAddr) -> Backend {
         let listener = TcpListener::bind(addr).await.unwrap();
         let name = name.to_owned();
@@ -141,7 +142,10 @@ impl Backend {
             listener,
             move |req: Request<Incoming>| {
                 let reply = format!("{name} {}", req.uri());
-                async move { Response::new(text(reply)) }
+                async move {
+                    let _ = req.into_body().collect().await;
+                    Response::new(text(reply))
+                }
             },
             Arc::default(),
         )
