@@ -4,11 +4,14 @@
 //! consistent hashing to one backend of a live pool.
 //!
 //! # Layout (in the order a request meets it)
-//! - [`proxy`]: accepts client connections (HTTP/1.x, h2c), enforces limits and
-//!   timeouts, runs the request phases and streams bodies to and from backends.
+//! - [`proxy`]: accepts client connections (HTTP/1.x, h2c, PROXY protocol
+//!   from trusted balancers), enforces limits and timeouts, runs the request
+//!   phases and streams bodies to and from backends (`listen`: the bounded
+//!   accept loop every listener uses).
 //! - [`routing`]: the routing key, backend addresses, the consistent-hash table
 //!   and the immutable pool snapshot; pure code, no I/O.
-//! - [`health`]: active and passive health checks; down backends are skipped.
+//! - [`health`]: backend health from evidence (active checks, the outcome of
+//!   real requests, never a client's fault); down backends are skipped.
 //! - [`telemetry`]: per-backend counters the proxy updates and the admin API reads.
 //! - [`admin`]: the axum admin API on its own listener: membership changes
 //!   (committed to the [`store`], then published to the routing snapshot),
@@ -29,6 +32,7 @@ mod app;
 pub mod config;
 pub mod demo;
 pub mod health;
+mod listen;
 pub mod proxy;
 mod reload;
 pub mod routing;

@@ -15,6 +15,8 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
+use crate::listen::{accept, Accepted};
+
 /// Open connections per listener; more wait in the listen backlog.
 pub const MAX_CONNECTIONS: usize = 256;
 
@@ -28,25 +30,9 @@ pub async fn serve(
     shutdown: CancellationToken,
     (grace, header_read): (Duration, Duration),
 ) -> std::io::Result<()> {
-    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let graceful = GracefulShutdown::new();
-    loop {
-        let permit = tokio::select! {
-            permit = Arc::clone(&permits).acquire_owned() => permit.expect("semaphore is never closed"),
-            () = shutdown.cancelled() => break,
-        };
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(err) => {
-                    tracing::warn!(%err, "admin accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            () = shutdown.cancelled() => break,
-        };
-        let _ = stream.set_nodelay(true);
+    while let Some(Accepted { stream, peer, slot }) = accept(&listener, &slots, &shutdown).await {
         let conn = http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(header_read)
@@ -59,7 +45,7 @@ pub async fn serve(
             if let Err(err) = conn.await {
                 tracing::debug!(%peer, %err, "admin connection ended with an error");
             }
-            drop(permit);
+            drop(slot);
         });
     }
     drop(listener);

@@ -52,6 +52,7 @@ pub use handler::Proxy;
 use client_io::{ClientIo, ConnShared, Deadlines};
 
 use crate::config::ProxySettings;
+use crate::listen::{accept, Accepted};
 
 /// Serve proxied HTTP on `listener` until `shutdown` fires, then stop
 /// accepting and give open connections `shutdown_grace` to finish.
@@ -64,24 +65,7 @@ pub async fn serve(
     let graceful = GracefulShutdown::new();
     let reaper = spawn_pool_reaper(Arc::clone(&proxy), shutdown.clone());
 
-    loop {
-        let permit = tokio::select! {
-            permit = Arc::clone(&permits).acquire_owned() => permit.expect("semaphore is never closed"),
-            () = shutdown.cancelled() => break,
-        };
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(err) => {
-                    // EMFILE and friends: back off instead of spinning.
-                    tracing::warn!(%err, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            () = shutdown.cancelled() => break,
-        };
-        let _ = stream.set_nodelay(true);
+    while let Some(Accepted { stream, peer, slot }) = accept(&listener, &permits, &shutdown).await {
         // Per connection: a config reload applies to the connections after it.
         let settings = proxy.settings.load_full();
         let proxy = Arc::clone(&proxy);
@@ -90,7 +74,7 @@ pub async fn serve(
             proxy.telemetry.client_connection(true);
             serve_connection(&proxy, stream, peer, &settings, watcher).await;
             proxy.telemetry.client_connection(false);
-            drop(permit);
+            drop(slot);
         });
     }
 
