@@ -29,7 +29,7 @@ use std::time::{Instant, SystemTime};
 use arc_swap::ArcSwap;
 use dashmap::DashMap;
 
-use crate::config::HealthConfig;
+use crate::config::{HealthConfig, PassiveCheck};
 use crate::routing::{BackendAddr, Snapshot};
 
 pub use evidence::{Fault, Pass};
@@ -191,10 +191,17 @@ impl Health {
         self.entry(address).check_failed(address, threshold, fault);
     }
 
-    /// A proxied request was answered by `address` with a status that is
-    /// not a failure. Ignored while passive checks are off.
-    pub fn request_succeeded(&self, address: &BackendAddr, pass: Pass, status: u16) {
-        if self.config.load().passive.is_some() {
+    /// `address` answered a proxied request with `status`: a success,
+    /// unless the status is one of `failure_statuses`. Ignored while
+    /// passive checks are off.
+    pub fn request_answered(&self, address: &BackendAddr, pass: Pass, status: u16) {
+        let config = self.config.load();
+        let Some(passive) = config.passive.as_ref() else {
+            return;
+        };
+        if passive.failure_statuses.contains(&status) {
+            self.count_failure(address, pass, Fault::Status(status), passive);
+        } else {
             self.entry(address).request_succeeded(address, pass, status);
         }
     }
@@ -202,10 +209,18 @@ impl Health {
     /// A proxied request failed because of `address` itself. Enough of
     /// them in a row take it out of traffic (passive checks).
     pub fn request_failed(&self, address: &BackendAddr, pass: Pass, fault: Fault) {
-        let config = self.config.load();
-        let Some(passive) = config.passive.as_ref() else {
-            return;
-        };
+        if let Some(passive) = self.config.load().passive.as_ref() {
+            self.count_failure(address, pass, fault, passive);
+        }
+    }
+
+    fn count_failure(
+        &self,
+        address: &BackendAddr,
+        pass: Pass,
+        fault: Fault,
+        passive: &PassiveCheck,
+    ) {
         let cause = Cause {
             threshold: passive.failures,
             now_ms: self.now_ms(),
@@ -213,15 +228,6 @@ impl Health {
         };
         self.entry(address)
             .request_failed(address, pass, fault, &cause);
-    }
-
-    /// Whether `status` from a backend counts as a passive failure.
-    pub fn is_failure_status(&self, status: u16) -> bool {
-        self.config
-            .load()
-            .passive
-            .as_ref()
-            .is_some_and(|p| p.failure_statuses.contains(&status))
     }
 }
 

@@ -87,7 +87,11 @@ impl Proxy {
                     match result {
                         Ok((response, sender)) => {
                             trace.trial = None;
-                            self.observe(&backend, pass, response.status());
+                            self.health.request_answered(
+                                &backend.address,
+                                pass,
+                                response.status().as_u16(),
+                            );
                             // An upgraded connection belongs to its tunnel.
                             if response.status() != StatusCode::SWITCHING_PROTOCOLS {
                                 trace.lease =
@@ -136,18 +140,6 @@ impl Proxy {
                 "backend unreachable; failing over");
             self.telemetry.failed_over(&backend.address);
             (backend, pass) = next;
-        }
-    }
-
-    /// Feed a backend's response status to passive health checks.
-    fn observe(&self, backend: &Backend, pass: Pass, status: StatusCode) {
-        let status = status.as_u16();
-        if self.health.is_failure_status(status) {
-            self.health
-                .request_failed(&backend.address, pass, Fault::Status(status));
-        } else {
-            self.health
-                .request_succeeded(&backend.address, pass, status);
         }
     }
 
