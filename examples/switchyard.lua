@@ -42,6 +42,7 @@ return {
   },
   trusted_proxies = { "127.0.0.1", "10.0.0.0/8" }, -- their X-Forwarded-* are kept
   forward_underscore_headers = false,              -- drop headers named like X_Foo
+  upgrade_protocols = { "websocket" },             -- what Upgrade may tunnel (never h2c)
   proxy_protocol = {                -- PROXY protocol v1/v2 from TCP balancers (off by default)
     enabled = false,
     -- The balancers: their connections must start with a header naming the

@@ -135,6 +135,14 @@ fn validation_refuses_bad_values_with_the_key_name() {
         "return { trusted_proxies = { '10.0.0.0/99' } }",
         "trusted_proxies",
     );
+    check(
+        "return { upgrade_protocols = { 'H2C' } }",
+        "h2c cannot be allowed",
+    );
+    check(
+        "return { upgrade_protocols = { 'web socket' } }",
+        "upgrade_protocols",
+    );
 }
 
 #[test]

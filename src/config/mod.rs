@@ -89,6 +89,9 @@ pub struct Settings {
     /// Forward request headers whose names contain `_` (off: they are dropped,
     /// since WSGI/CGI backends confuse `X_Forwarded_For` with `X-Forwarded-For`).
     pub forward_underscore_headers: bool,
+    /// Protocols a client may `Upgrade` to through the proxy (one per
+    /// request; `h2c` is never allowed).
+    pub upgrade_protocols: Vec<String>,
     /// Timeouts in seconds.
     pub timeouts: Timeouts,
     /// Size and count limits.
@@ -124,6 +127,7 @@ impl Default for Settings {
             reload: ReloadSettings::default(),
             trusted_proxies: Vec::new(),
             forward_underscore_headers: false,
+            upgrade_protocols: vec!["websocket".to_owned()],
             timeouts: Timeouts::default(),
             limits: Limits::default(),
             failover: Failover::default(),
@@ -241,12 +245,39 @@ pub struct ProxySettings {
     /// The balancers that must send a PROXY protocol header; `None`: off.
     pub proxy_protocol: Option<Vec<IpNet>>,
     pub forward_underscore_headers: bool,
+    /// Lowercase protocol names a request may upgrade to.
+    pub upgrade_protocols: Vec<String>,
     pub health: HealthConfig,
     /// Access-log sample rate; `None` when the access log is off.
     pub access_log_sample: Option<f64>,
     /// The log format the process started with (restart-only; a reload
     /// keeps it).
     pub log_format: LogFormat,
+}
+
+/// `upgrade_protocols`: HTTP tokens, lowercased; `h2c` is refused.
+fn upgrade_protocols(names: &[String]) -> Result<Vec<String>, ConfigError> {
+    names
+        .iter()
+        .map(|name| {
+            let token = !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~/".contains(&b));
+            let lower = name.to_ascii_lowercase();
+            if !token {
+                return Err(ConfigError::Invalid(format!(
+                    "upgrade_protocols: {name:?} is not a protocol name"
+                )));
+            }
+            if lower == "h2c" || lower.starts_with("h2c/") {
+                return Err(ConfigError::Invalid(
+                    "upgrade_protocols: h2c cannot be allowed: a client could speak HTTP/2 to a backend past the proxy's checks".into(),
+                ));
+            }
+            Ok(lower)
+        })
+        .collect()
 }
 
 /// A positive, finite number of seconds (below a million) as a `Duration`.
@@ -339,6 +370,7 @@ impl Settings {
             trusted_proxies,
             proxy_protocol,
             forward_underscore_headers: self.forward_underscore_headers,
+            upgrade_protocols: upgrade_protocols(&self.upgrade_protocols)?,
             health: self.health.validate()?,
             access_log_sample: self.access_log.enabled.then_some(self.access_log.sample),
             log_format: self.log_format,

@@ -13,8 +13,9 @@
 //! | a request in flight | none (the backend timeouts apply) |
 //!
 //! A missed deadline ends the connection (like nginx, no `408` is sent).
-//! For HTTP/1 the wrapper also hands every head it reads while idle to
-//! [`framing::check_head`], since hyper hides ambiguous framing (see there).
+//! For HTTP/1 the wrapper also hands every byte it reads to a
+//! [`Tracker`], which checks every request head on the connection, since
+//! hyper hides ambiguous framing (see [`super::framing`]).
 
 use std::future::Future;
 use std::io;
@@ -29,9 +30,10 @@ use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
-use super::framing::{self, FramingError};
+use super::framing::FramingError;
 use super::headers::PeerIp;
 use super::proxy_protocol::{self, Refused};
+use super::tracker::{Tracker, Verdict, Verdicts};
 
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
@@ -43,7 +45,7 @@ pub struct ConnShared {
     /// The client's IP as `X-Forwarded-For` writes it.
     pub peer_ip: PeerIp,
     in_flight: AtomicUsize,
-    framing_error: Mutex<Option<FramingError>>,
+    verdicts: Arc<Verdicts>,
     /// Why the wrapper closed the connection, if it did.
     refused: OnceLock<Refused>,
     /// The read that was left pending while busy: woken when the connection
@@ -58,7 +60,7 @@ impl ConnShared {
             peer,
             peer_ip: PeerIp::new(peer.ip()),
             in_flight: AtomicUsize::new(0),
-            framing_error: Mutex::default(),
+            verdicts: Arc::default(),
             refused: OnceLock::new(),
             parked_reader: Mutex::default(),
         }
@@ -71,12 +73,10 @@ impl ConnShared {
         InFlight(Arc::clone(self))
     }
 
-    /// The framing problem found in the head of the request now starting, if any.
-    pub fn take_framing_error(&self) -> Option<FramingError> {
-        self.framing_error
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
+    /// What the tracker found about the HTTP/1 request now starting
+    /// (`Unchecked` if it could not follow the stream up to it).
+    pub fn take_verdict(&self) -> Result<Arc<Verdict>, FramingError> {
+        self.verdicts.take()
     }
 
     /// Why the connection was refused before HTTP, if it was.
@@ -145,9 +145,8 @@ pub struct ClientIo<T> {
     protocol: Protocol,
     phase: Phase,
     sniffed: Vec<u8>,
-    /// Bytes of the current head (HTTP/1, only while not busy).
-    head: Vec<u8>,
-    head_done: bool,
+    /// Follows HTTP/1 heads and bodies (dropped once HTTP/2 is seen).
+    tracker: Option<Tracker>,
     timer: Option<Pin<Box<Sleep>>>,
     timer_at: Option<Instant>,
     /// The first bytes, while they may still be a PROXY protocol header
@@ -161,6 +160,7 @@ pub struct ClientIo<T> {
 impl<T> ClientIo<T> {
     /// Wrap a freshly accepted stream.
     pub fn new(inner: T, shared: Arc<ConnShared>, deadlines: Deadlines) -> Self {
+        let tracker = Tracker::new(deadlines.max_head, Arc::clone(&shared.verdicts));
         ClientIo {
             inner,
             shared,
@@ -168,8 +168,7 @@ impl<T> ClientIo<T> {
             protocol: Protocol::Sniffing,
             phase: Phase::Head(Instant::now()),
             sniffed: Vec::new(),
-            head: Vec::new(),
-            head_done: false,
+            tracker: Some(tracker),
             timer: None,
             timer_at: None,
             guard: deadlines.refuse_proxy_header.then(Vec::new),
@@ -186,11 +185,7 @@ impl<T> ClientIo<T> {
     /// Update the phase from the shared in-flight count.
     fn refresh_phase(&mut self) {
         match (self.shared.busy(), self.phase) {
-            (true, _) => {
-                self.phase = Phase::Busy;
-                self.head.clear();
-                self.head_done = false;
-            }
+            (true, _) => self.phase = Phase::Busy,
             (false, Phase::Busy) => self.phase = Phase::Idle(Instant::now()),
             (false, _) => {}
         }
@@ -224,37 +219,16 @@ impl<T> ClientIo<T> {
                 self.protocol = Protocol::Http1;
             } else if self.sniffed.len() == H2_PREFACE.len() {
                 self.protocol = Protocol::Http2;
+                self.tracker = None;
             }
         }
-        if self.protocol == Protocol::Http2 || self.phase == Phase::Busy || self.head_done {
-            return;
+        if let Some(tracker) = &mut self.tracker {
+            tracker.feed(bytes);
         }
         if let Phase::Idle(_) = self.phase {
-            self.phase = Phase::Head(Instant::now());
-        }
-        // Common case: the whole head arrived in one read; check it in place.
-        if self.head.is_empty() {
-            if let Some(end) = framing::head_end(bytes) {
-                self.finish_head(&bytes[..end]);
-                return;
+            if self.protocol != Protocol::Http2 {
+                self.phase = Phase::Head(Instant::now());
             }
-        }
-        let room = (self.deadlines.max_head + 4).saturating_sub(self.head.len());
-        self.head.extend_from_slice(&bytes[..bytes.len().min(room)]);
-        if let Some(end) = framing::head_end(&self.head) {
-            let head = std::mem::take(&mut self.head);
-            self.finish_head(&head[..end]);
-        }
-    }
-
-    fn finish_head(&mut self, head: &[u8]) {
-        self.head_done = true;
-        if let Err(problem) = framing::check_head(head) {
-            *self
-                .shared
-                .framing_error
-                .lock()
-                .unwrap_or_else(|p| p.into_inner()) = Some(problem);
         }
     }
 

@@ -19,6 +19,12 @@ pub enum ProxyError {
     /// `CONNECT`: switchyard is not a forward proxy.
     #[error("CONNECT is not supported")]
     Connect,
+    /// `TRACE` would reflect the request, cookies included.
+    #[error("TRACE is not supported")]
+    Trace,
+    /// An HTTP/2 field value with leading or trailing whitespace.
+    #[error("malformed header value")]
+    MalformedHeader,
     /// The client's request body failed on its way (downstream's fault;
     /// never counted against the backend).
     #[error("{0}")]
@@ -107,8 +113,10 @@ impl ProxyError {
     /// The HTTP status this error is answered with.
     pub fn status(&self) -> StatusCode {
         match self {
-            ProxyError::Key(_) | ProxyError::Framing(_) => StatusCode::BAD_REQUEST,
-            ProxyError::Connect => StatusCode::METHOD_NOT_ALLOWED,
+            ProxyError::Key(_) | ProxyError::Framing(_) | ProxyError::MalformedHeader => {
+                StatusCode::BAD_REQUEST
+            }
+            ProxyError::Connect | ProxyError::Trace => StatusCode::METHOD_NOT_ALLOWED,
             ProxyError::Body(fault) => fault.status(),
             ProxyError::NoBackends => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::BadGateway => StatusCode::BAD_GATEWAY,
@@ -129,6 +137,12 @@ impl ProxyError {
         match self {
             ProxyError::NoBackends => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            }
+            ProxyError::Trace => {
+                headers.insert(
+                    header::ALLOW,
+                    HeaderValue::from_static("GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS"),
+                );
             }
             // After ambiguous framing, an unread body or a refused CONNECT
             // (whose client may already be sending tunnel bytes) the rest of

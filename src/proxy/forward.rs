@@ -6,9 +6,10 @@
 //!   request goes to the next candidate (`failover.tries` in all).
 //! - A request is sent again only when that cannot duplicate it: hyper gave
 //!   it back unsent, or it is idempotent, has no body and went out on a
-//!   reused keep-alive connection that the backend closed before answering
-//!   (the keep-alive race). Then once, on a fresh connection. A POST is
-//!   never sent twice.
+//!   reused keep-alive connection that the backend closed without sending
+//!   a single byte of a response (the keep-alive race). Then once, on a
+//!   fresh connection. A POST is never sent twice, nor a request whose
+//!   response was invalid or cut short.
 //! - Every outcome is sorted by whose fault it is. The backend's own
 //!   failures (refused or reset connections, invalid responses, timeouts,
 //!   `failure_statuses`) are health evidence; a client whose body breaks or
@@ -29,7 +30,7 @@ use super::access::Trace;
 use super::body::BodyProgress;
 use super::error::{BodyFault, ProxyError};
 use super::pick::next_candidate;
-use super::upstream::{Sender, UpstreamBody};
+use super::upstream::{Conn, UpstreamBody};
 use super::Proxy;
 use crate::health::{Fault, Pass};
 use crate::routing::{Backend, RoutingKey, Snapshot};
@@ -77,7 +78,7 @@ impl Proxy {
                     let result = self
                         .exchange(
                             &backend,
-                            checkout.sender,
+                            checkout.conn,
                             checkout.reused,
                             req,
                             &mut body_sent,
@@ -85,7 +86,7 @@ impl Proxy {
                         .await
                         .map_err(|failure| blame(failure, trace.body.as_deref()));
                     match result {
-                        Ok((response, sender)) => {
+                        Ok((response, conn)) => {
                             trace.trial = None;
                             self.health.request_answered(
                                 &backend.address,
@@ -95,7 +96,7 @@ impl Proxy {
                             // An upgraded connection belongs to its tunnel.
                             if response.status() != StatusCode::SWITCHING_PROTOCOLS {
                                 trace.lease =
-                                    Some(self.upstreams.lease(backend.address.clone(), sender));
+                                    Some(self.upstreams.lease(backend.address.clone(), conn));
                             }
                             trace.upstream_latency = Some(started.elapsed());
                             return Ok((backend, response));
@@ -148,19 +149,25 @@ impl Proxy {
     async fn exchange(
         &self,
         backend: &Backend,
-        mut sender: Sender,
+        mut conn: Conn,
         reused: bool,
         req: Request<UpstreamBody>,
         body_sent: &mut Option<oneshot::Receiver<()>>,
-    ) -> Result<(Response<Incoming>, Sender), Failure> {
+    ) -> Result<(Response<Incoming>, Conn), Failure> {
         let resendable = reused && is_idempotent(req.method()) && req.body().is_end_stream();
         let head = resendable.then(|| head_of(&req));
-        let first = self.send(&mut sender, req, body_sent).await?;
-        let (result, sender) = match first {
+        let received = conn.received();
+        let first = self.send(&mut conn, req, body_sent).await?;
+        let (result, conn) = match first {
             Err(mut err) => {
+                // Nothing of a response arrived: the backend closed a
+                // connection it considered idle.
+                let raced = conn.received() == received
+                    && !err.error().is_parse()
+                    && !err.error().is_timeout();
                 let again = err
                     .take_message()
-                    .or_else(|| head.map(|h| h.map(|()| empty())));
+                    .or_else(|| head.filter(|_| raced).map(|h| h.map(|()| empty())));
                 let Some(req) = again else {
                     return Err(exchange_failed(&err.into_error()));
                 };
@@ -173,21 +180,21 @@ impl Proxy {
                 let result = self.send(&mut fresh, req, body_sent).await?;
                 (result, fresh)
             }
-            ok => (ok, sender),
+            ok => (ok, conn),
         };
         let response = result.map_err(|err| exchange_failed(&err.into_error()))?;
-        Ok((response, sender))
+        Ok((response, conn))
     }
 
     /// Send and wait for the response head. The response-header timeout
     /// starts once the request body is sent (or at once if it already was).
     async fn send(
         &self,
-        sender: &mut Sender,
+        conn: &mut Conn,
         req: Request<UpstreamBody>,
         body_sent: &mut Option<oneshot::Receiver<()>>,
     ) -> Result<SendResult, Failure> {
-        let response = sender.try_send_request(req);
+        let response = conn.sender.try_send_request(req);
         tokio::pin!(response);
         if let Some(signal) = body_sent.as_mut() {
             tokio::select! {

@@ -1,23 +1,25 @@
 //! One proxied request, in named phases that read top to bottom:
-//! [`routing_key_of`] → [`pick_backend`] → [`prepare_request`] → `forward`
-//! → [`prepare_response`] → `log` (when the response body is done, see
-//! [`super::access`]).
+//! [`admit`] → [`routing_key_of`] → [`pick_backend`] → [`prepare_request`]
+//! (and [`prefetch`]) → `forward` → [`prepare_response`] → `log` (when the
+//! response body is done, see [`super::access`]).
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use http::{header, HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
+use http::{header, HeaderValue, Request, Response, StatusCode, Uri, Version};
 use http_body::Body as _;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
 use super::access::{AccessRecord, Pending, Sampler, Trace};
+use super::admit::admit;
 use super::body::{BodyProgress, RequestBody, ResponseBody};
 use super::client_io::ConnShared;
 use super::drain::Drains;
 use super::error::{BodyFault, ClientGone, ProxyError};
 use super::headers::{self, PeerIp};
 use super::pick::pick_backend;
+use super::prefetch::prefetch;
 use super::request_id;
 use super::tunnel::tunnel;
 use super::upstream::{UpstreamBody, Upstreams};
@@ -113,7 +115,18 @@ pub async fn handle(
         started,
         access,
     );
-    let (response, gone) = match proxy.proxy_request(&conn, req, &mut pending.trace).await {
+    let admitted = admit(&conn, &mut req);
+    let verdict = admitted
+        .as_ref()
+        .ok()
+        .and_then(|a| a.as_ref().ok())
+        .and_then(|a| a.verdict.clone());
+    let answered = match admitted {
+        Ok(Ok(_)) => proxy.proxy_request(&conn, req, &mut pending.trace).await,
+        Ok(Err(answer)) => Ok(answer),
+        Err(err) => Err(err),
+    };
+    let (mut response, gone) = match answered {
         Ok(response) => (response, false),
         Err(err) => {
             tracing::debug!(peer = %conn.peer, error = %err, "answered by the proxy");
@@ -121,6 +134,12 @@ pub async fn handle(
             (err.into_response(), gone)
         }
     };
+    // The tracker cannot follow this connection past this request.
+    if verdict.is_some_and(|v| v.last()) && response.status() != StatusCode::SWITCHING_PROTOCOLS {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     let ends = pending.answered(response.status(), in_flight);
     if gone {
         return Err(ClientGone);
@@ -135,12 +154,6 @@ impl Proxy {
         mut req: Request<Incoming>,
         trace: &mut Trace,
     ) -> Result<Response<UpstreamBody>, ProxyError> {
-        if let Some(problem) = conn.take_framing_error() {
-            return Err(problem.into());
-        }
-        if req.method() == Method::CONNECT {
-            return Err(ProxyError::Connect);
-        }
         // Guards from `load()` must not live across an await (arc-swap's
         // fast path has a few slots per thread): settings are read up to
         // here, and the snapshot is an `Arc` held for failover.
@@ -151,9 +164,10 @@ impl Proxy {
         }
         let snapshot = self.pool.load();
         let picked = pick_backend(self, &snapshot, &key)?;
-        let client_upgrade = (req.version() == Version::HTTP_11
-            && headers::wants_upgrade(req.headers()))
-        .then(|| hyper::upgrade::on(&mut req));
+        let protocol = (req.version() == Version::HTTP_11)
+            .then(|| headers::upgrade_protocol(req.headers(), &settings.upgrade_protocols))
+            .flatten();
+        let client_upgrade = protocol.is_some().then(|| hyper::upgrade::on(&mut req));
         if !req.body().is_end_stream() {
             trace.body = Some(Arc::default());
         }
@@ -161,14 +175,42 @@ impl Proxy {
             req,
             &conn.peer_ip,
             &settings,
-            client_upgrade.is_some(),
+            protocol.clone(),
             trace.body.clone(),
         )?;
         drop(settings);
+        let req = match req.body().is_end_stream() {
+            true => req,
+            false => {
+                let (parts, body) = req.into_parts();
+                let body = prefetch(body).await.map_err(|err| {
+                    let fault = trace.body.as_deref().and_then(BodyProgress::fault);
+                    ProxyError::Body(fault.unwrap_or_else(|| BodyFault::of(&*err)))
+                })?;
+                Request::from_parts(parts, body)
+            }
+        };
         let (backend, mut response) = self
             .forward(&snapshot, &key, picked, req, body_sent, trace)
             .await?;
         let upgraded = response.status() == StatusCode::SWITCHING_PROTOCOLS;
+        if upgraded
+            && !protocol
+                .as_ref()
+                .is_some_and(|p| headers::switched_to(response.headers(), p))
+        {
+            tracing::warn!(backend = %backend.address, "backend switched protocols it was not asked to");
+            trace.lease = None;
+            return Err(ProxyError::BadGateway);
+        }
+        if framed_twice(response.headers()) {
+            // RFC 9112 §6.3: the length is dropped, and the connection is
+            // not reused (its framing cannot be trusted).
+            response.headers_mut().remove(header::CONTENT_LENGTH);
+            if let Some(lease) = &mut trace.lease {
+                lease.discard();
+            }
+        }
         if let (true, Some(client)) = (upgraded, client_upgrade) {
             let backend_side = hyper::upgrade::on(&mut response);
             let open = (conn.start_request(), self.telemetry.start(&backend));
@@ -189,7 +231,7 @@ pub fn prepare_request(
     req: Request<Incoming>,
     peer: &PeerIp,
     settings: &ProxySettings,
-    upgrade: bool,
+    upgrade: Option<HeaderValue>,
     progress: Option<Arc<BodyProgress>>,
 ) -> Result<(Request<UpstreamBody>, tokio::sync::oneshot::Receiver<()>), ProxyError> {
     let (mut parts, body) = req.into_parts();
@@ -237,6 +279,11 @@ pub fn prepare_request(
     Ok((Request::from_parts(parts, body.boxed()), sent))
 }
 
+/// A response with both `Transfer-Encoding` and `Content-Length`.
+fn framed_twice(headers: &http::HeaderMap) -> bool {
+    headers.contains_key(header::TRANSFER_ENCODING) && headers.contains_key(header::CONTENT_LENGTH)
+}
+
 fn declared_length(headers: &http::HeaderMap) -> Option<u64> {
     headers
         .get(header::CONTENT_LENGTH)?
@@ -257,6 +304,9 @@ fn origin_form(uri: &Uri) -> Uri {
 /// Phase 5: the backend's response with hop-by-hop headers removed.
 pub fn prepare_response(response: Response<Incoming>, upgraded: bool) -> Response<UpstreamBody> {
     let (mut parts, body) = response.into_parts();
-    headers::remove_hop_by_hop(&mut parts.headers, upgraded);
+    let protocol = upgraded
+        .then(|| parts.headers.get(header::UPGRADE).cloned())
+        .flatten();
+    headers::remove_hop_by_hop(&mut parts.headers, protocol);
     Response::from_parts(parts, body.map_err(Into::into).boxed())
 }

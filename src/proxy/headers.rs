@@ -13,17 +13,38 @@ static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host"
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
-/// Whether the request asks for a protocol upgrade we tunnel (WebSocket and
-/// the like). `Upgrade: h2c` is never honoured: forwarding it lets a client
-/// smuggle an HTTP/2 connection past the proxy.
-pub fn wants_upgrade(headers: &HeaderMap) -> bool {
+/// The one protocol a request may upgrade to through the proxy, if it asks
+/// for one (`Connection: upgrade`) that `allowed` names. `Upgrade` is read as
+/// the list of all its lines: a second line (`Upgrade: websocket` then
+/// `Upgrade: h2c`) or a list makes the request a plain one, so that nothing
+/// but an allowed protocol is ever tunnelled (`h2c` never is: it would let a
+/// client speak HTTP/2 to the backend past the proxy).
+pub fn upgrade_protocol(headers: &HeaderMap, allowed: &[String]) -> Option<HeaderValue> {
     let connection_upgrade = headers
         .get_all(header::CONNECTION)
         .iter()
         .any(|v| tokens(v).any(|t| t.eq_ignore_ascii_case("upgrade")));
-    let protocol = headers.get(header::UPGRADE).and_then(|v| v.to_str().ok());
-    connection_upgrade
-        && protocol.is_some_and(|p| !p.trim().is_empty() && !p.to_ascii_lowercase().contains("h2c"))
+    if !connection_upgrade {
+        return None;
+    }
+    let mut protocols = headers.get_all(header::UPGRADE).iter().flat_map(tokens);
+    let (Some(protocol), None) = (protocols.next(), protocols.next()) else {
+        return None;
+    };
+    let name = protocol.split('/').next().unwrap_or_default();
+    allowed
+        .iter()
+        .any(|a| a.eq_ignore_ascii_case(name))
+        .then(|| HeaderValue::from_str(protocol).ok())
+        .flatten()
+}
+
+/// Whether a `101` names the protocol the request asked for (a backend may
+/// not switch to another one).
+pub fn switched_to(headers: &HeaderMap, asked: &HeaderValue) -> bool {
+    let mut protocols = headers.get_all(header::UPGRADE).iter().flat_map(tokens);
+    let asked = asked.to_str().unwrap_or_default();
+    matches!((protocols.next(), protocols.next()), (Some(p), None) if p.eq_ignore_ascii_case(asked))
 }
 
 fn tokens(value: &HeaderValue) -> impl Iterator<Item = &str> {
@@ -37,8 +58,10 @@ fn tokens(value: &HeaderValue) -> impl Iterator<Item = &str> {
 
 /// Remove hop-by-hop headers: `Connection` and every header it names,
 /// `Keep-Alive`, `Proxy-Connection`, `TE`, `Trailer`, `Transfer-Encoding`, and
-/// `Upgrade` unless `keep_upgrade` (then `Connection: upgrade` is restored).
-pub fn remove_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+/// `Upgrade`; with `upgrade`, that one protocol is set again (one line) with
+/// `Connection: upgrade`.
+pub fn remove_hop_by_hop(headers: &mut HeaderMap, upgrade: Option<HeaderValue>) {
+    let keep_upgrade = upgrade.is_some();
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -57,13 +80,13 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
         &header::TE,
         &header::TRAILER,
         &header::TRANSFER_ENCODING,
+        &header::UPGRADE,
     ] {
         headers.remove(name);
     }
-    if keep_upgrade {
+    if let Some(protocol) = upgrade {
+        headers.insert(header::UPGRADE, protocol);
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-    } else {
-        headers.remove(header::UPGRADE);
     }
 }
 
@@ -178,23 +201,43 @@ mod tests {
             ("upgrade", "websocket"),
             ("x-kept", "yes"),
         ]);
-        remove_hop_by_hop(&mut h, false);
+        remove_hop_by_hop(&mut h, None);
         assert_eq!(h, map(&[("x-kept", "yes")]));
     }
 
     #[test]
-    fn upgrade_survives_when_tunnelling() {
-        let mut h = map(&[("connection", "Upgrade"), ("upgrade", "websocket")]);
-        assert!(wants_upgrade(&h));
-        remove_hop_by_hop(&mut h, true);
+    fn only_one_allowed_protocol_is_ever_upgraded_to() {
+        let allowed = ["websocket".to_owned()];
+        let mut h = map(&[("connection", "Upgrade"), ("upgrade", "WebSocket")]);
+        let protocol = upgrade_protocol(&h, &allowed).expect("websocket is allowed");
+        remove_hop_by_hop(&mut h, Some(protocol));
         assert_eq!(
             h,
-            map(&[("upgrade", "websocket"), ("connection", "upgrade")])
+            map(&[("upgrade", "WebSocket"), ("connection", "upgrade")])
         );
-        assert!(!wants_upgrade(&map(&[
-            ("connection", "upgrade, HTTP2-Settings"),
-            ("upgrade", "h2c")
-        ])));
+        for refused in [
+            &[
+                ("connection", "upgrade, HTTP2-Settings"),
+                ("upgrade", "h2c"),
+            ][..],
+            &[
+                ("connection", "upgrade"),
+                ("upgrade", "websocket"),
+                ("upgrade", "h2c"),
+            ],
+            &[("connection", "upgrade"), ("upgrade", "websocket, h2c")],
+            &[("connection", "upgrade"), ("upgrade", "irc")],
+            &[("upgrade", "websocket")],
+        ] {
+            assert_eq!(
+                upgrade_protocol(&map(refused), &allowed),
+                None,
+                "{refused:?}"
+            );
+        }
+        let asked = HeaderValue::from_static("websocket");
+        assert!(switched_to(&map(&[("upgrade", "WebSocket")]), &asked));
+        assert!(!switched_to(&map(&[("upgrade", "h2c")]), &asked));
     }
 
     #[test]

@@ -22,6 +22,7 @@
 //! and never touches the config file, the database or the admin API.
 
 pub mod access;
+pub mod admit;
 pub mod body;
 pub mod client_io;
 pub mod drain;
@@ -31,8 +32,10 @@ pub mod framing;
 pub mod handler;
 pub mod headers;
 pub mod pick;
+pub mod prefetch;
 pub mod proxy_protocol;
 pub mod request_id;
+pub mod tracker;
 pub mod tunnel;
 pub mod upstream;
 pub mod workers;

@@ -8,17 +8,24 @@
 //! Idle connections are kept per backend address (at most
 //! [`MAX_IDLE_PER_BACKEND`]), dropped after `backend_idle` seconds or as soon
 //! as the backend closes them, and returned to the pool only once hyper says
-//! the previous exchange is complete.
+//! the previous exchange is complete (and never when its response framing was
+//! ambiguous). Each connection counts the bytes it received, so that a
+//! request is only ever resent when nothing of a response arrived. A
+//! response head larger than `limits.max_header_bytes` is refused (`502`).
 
 use std::collections::HashMap;
 use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
@@ -30,8 +37,22 @@ use crate::routing::BackendAddr;
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// Body of requests sent to backends.
 pub type UpstreamBody = BoxBody<Bytes, BoxError>;
-/// A ready-to-use HTTP/1.1 connection to one backend.
+/// The request side of an HTTP/1.1 connection to one backend.
 pub type Sender = http1::SendRequest<UpstreamBody>;
+
+/// A connection to one backend: where requests go, and how many bytes of
+/// responses it has received so far.
+pub struct Conn {
+    pub sender: Sender,
+    received: Arc<AtomicU64>,
+}
+
+impl Conn {
+    /// Bytes received on this connection so far.
+    pub fn received(&self) -> u64 {
+        self.received.load(Ordering::Relaxed)
+    }
+}
 
 /// Idle connections kept per backend address.
 pub const MAX_IDLE_PER_BACKEND: usize = 256;
@@ -59,7 +80,7 @@ impl ConnectError {
 }
 
 struct Idle {
-    sender: Sender,
+    conn: Conn,
     since: Instant,
 }
 
@@ -81,7 +102,7 @@ impl std::fmt::Debug for Upstreams {
 /// A connection checked out of the pool.
 pub struct Checkout {
     /// Send the request with this.
-    pub sender: Sender,
+    pub conn: Conn,
     /// Whether it was reused from the pool (vs. freshly connected).
     pub reused: bool,
 }
@@ -101,67 +122,74 @@ impl Upstreams {
 
     /// An idle connection to `addr` if one is usable, else a new one.
     pub async fn checkout(&self, addr: &BackendAddr) -> Result<Checkout, ConnectError> {
-        if let Some(sender) = self.take_idle(addr) {
-            return Ok(Checkout {
-                sender,
-                reused: true,
-            });
+        if let Some(conn) = self.take_idle(addr) {
+            return Ok(Checkout { conn, reused: true });
         }
         Ok(Checkout {
-            sender: self.connect(addr).await?,
+            conn: self.connect(addr).await?,
             reused: false,
         })
     }
 
-    fn take_idle(&self, addr: &BackendAddr) -> Option<Sender> {
+    fn take_idle(&self, addr: &BackendAddr) -> Option<Conn> {
         let now = Instant::now();
         let idle_timeout = self.backend_idle_timeout();
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         let list = idle.get_mut(addr)?;
         // Newest first: the most recently used connection is the least likely
         // to have been closed by the backend's own idle timeout.
-        while let Some(conn) = list.pop() {
-            if now.duration_since(conn.since) < idle_timeout && conn.sender.is_ready() {
-                return Some(conn.sender);
+        while let Some(idle) = list.pop() {
+            if now.duration_since(idle.since) < idle_timeout && idle.conn.sender.is_ready() {
+                return Some(idle.conn);
             }
         }
         None
     }
 
     /// Open a new connection (TCP_NODELAY, bounded by the connect timeout).
-    pub async fn connect(&self, addr: &BackendAddr) -> Result<Sender, ConnectError> {
-        let limit = self.settings.load().connect_timeout;
+    pub async fn connect(&self, addr: &BackendAddr) -> Result<Conn, ConnectError> {
+        let (limit, max_head) = {
+            let settings = self.settings.load();
+            (settings.connect_timeout, settings.max_header_bytes)
+        };
         let stream = tokio::time::timeout(limit, TcpStream::connect((addr.host(), addr.port())))
             .await
             .map_err(|_| ConnectError::Timeout)??;
         stream.set_nodelay(true)?;
+        let received = Arc::new(AtomicU64::new(0));
+        let counted = Counted {
+            inner: stream,
+            received: Arc::clone(&received),
+        };
         let (sender, conn) = http1::Builder::new()
-            .handshake(TokioIo::new(stream))
+            // hyper refuses a head that does not fit its buffer (8 KiB at least).
+            .max_buf_size(max_head.max(8192))
+            .handshake(TokioIo::new(counted))
             .await?;
         tokio::spawn(async move {
             if let Err(err) = conn.with_upgrades().await {
                 tracing::debug!(%err, "backend connection ended with an error");
             }
         });
-        Ok(sender)
+        Ok(Conn { sender, received })
     }
 
     /// Lend `sender` to the response being streamed: it returns to the pool
     /// when the [`Lease`] is dropped (the response body is done).
-    pub fn lease(self: &Arc<Self>, addr: BackendAddr, sender: Sender) -> Lease {
+    pub fn lease(self: &Arc<Self>, addr: BackendAddr, conn: Conn) -> Lease {
         Lease {
             pool: Arc::clone(self),
             addr,
-            sender: Some(sender),
+            conn: Some(conn),
         }
     }
 
-    fn put_idle(&self, addr: BackendAddr, sender: Sender) {
+    fn put_idle(&self, addr: BackendAddr, conn: Conn) {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         let list = idle.entry(addr).or_default();
         if list.len() < MAX_IDLE_PER_BACKEND {
             list.push(Idle {
-                sender,
+                conn,
                 since: Instant::now(),
             });
         }
@@ -173,7 +201,9 @@ impl Upstreams {
         let idle_timeout = self.backend_idle_timeout();
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         idle.retain(|_, list| {
-            list.retain(|c| now.duration_since(c.since) < idle_timeout && !c.sender.is_closed());
+            list.retain(|c| {
+                now.duration_since(c.since) < idle_timeout && !c.conn.sender.is_closed()
+            });
             !list.is_empty()
         });
     }
@@ -190,7 +220,14 @@ impl Upstreams {
 pub struct Lease {
     pool: Arc<Upstreams>,
     addr: BackendAddr,
-    sender: Option<Sender>,
+    conn: Option<Conn>,
+}
+
+impl Lease {
+    /// Close the connection instead of returning it to the pool.
+    pub fn discard(&mut self) {
+        self.conn = None;
+    }
 }
 
 impl std::fmt::Debug for Lease {
@@ -203,22 +240,74 @@ impl std::fmt::Debug for Lease {
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        let Some(mut sender) = self.sender.take() else {
+        let Some(mut conn) = self.conn.take() else {
             return;
         };
         let addr = self.addr.clone();
-        if sender.is_ready() {
-            self.pool.put_idle(addr, sender);
+        if conn.sender.is_ready() {
+            self.pool.put_idle(addr, conn);
             return;
         }
-        if sender.is_closed() {
+        if conn.sender.is_closed() {
             return;
         }
         let pool = Arc::clone(&self.pool);
         tokio::spawn(async move {
-            if sender.ready().await.is_ok() {
-                pool.put_idle(addr, sender);
+            if conn.sender.ready().await.is_ok() {
+                pool.put_idle(addr, conn);
             }
         });
+    }
+}
+
+/// A backend stream that counts the bytes it reads.
+struct Counted {
+    inner: TcpStream,
+    received: Arc<AtomicU64>,
+}
+
+impl AsyncRead for Counted {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        let read = buf.filled().len() - before;
+        if read > 0 {
+            self.received.fetch_add(read as u64, Ordering::Relaxed);
+        }
+        polled
+    }
+}
+
+impl AsyncWrite for Counted {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }

@@ -220,9 +220,12 @@ fn strip_port(raw: &[u8]) -> Result<&[u8], KeyError> {
     }
 }
 
-/// Empty ports are allowed by RFC 3986 (`example.com:`).
+/// Digits naming a TCP port (at most 65535). Empty ports are allowed by
+/// RFC 3986 (`example.com:`).
 fn is_port(port: &[u8]) -> bool {
-    port.len() <= 5 && port.iter().all(u8::is_ascii_digit)
+    port.len() <= 5
+        && port.iter().all(u8::is_ascii_digit)
+        && port.iter().fold(0u32, |n, &d| n * 10 + u32::from(d - b'0')) <= 65535
 }
 
 fn is_plain_ascii_domain(host: &[u8]) -> bool {

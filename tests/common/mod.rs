@@ -24,9 +24,11 @@ use tokio_util::sync::CancellationToken;
 
 mod admin;
 mod cut;
+pub mod h2raw;
 pub mod oneshot;
 mod postgres;
 mod process;
+pub mod raw;
 
 pub use admin::Admin;
 pub use cut::Cuttable;
