@@ -33,6 +33,10 @@ return {
     -- Browser origins besides the listener's own that may use the API,
     -- e.g. { "https://admin.example.com" } for the UI behind an HTTPS proxy.
     allowed_origins = {},
+    -- Names, besides IP addresses and localhost, that requests to the admin
+    -- and metrics listeners may carry in Host (against DNS rebinding),
+    -- e.g. { "admin.example.com" } when you reach them by that name.
+    allowed_hosts = {},
   },
 
   reload = {

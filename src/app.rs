@@ -6,7 +6,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::admin::{self, auth::TokenOrigin, AdminState, AdminToken, Origins};
+use crate::admin::{self, auth::TokenOrigin, AdminState, AdminToken, AllowedHosts, Origins};
 use crate::config::{ConfigError, Settings, SharedSettings};
 use crate::demo::DemoBackends;
 use crate::health::{self, Health};
@@ -92,6 +92,7 @@ impl App {
             token,
             read_token,
             origins: Arc::new(origins),
+            hosts: Arc::new(AllowedHosts::new(checked.allowed_hosts)),
             db: Arc::default(),
         };
         let proxy = Arc::new(Proxy::new(pool, settings_now, telemetry, health));
@@ -171,7 +172,10 @@ impl App {
         let metrics = self.metrics_listener.map(|listener| {
             tokio::spawn(admin::serve(
                 listener,
-                admin::metrics_router(Arc::clone(&self.admin.telemetry)),
+                admin::metrics_router(
+                    Arc::clone(&self.admin.telemetry),
+                    Arc::clone(&self.admin.hosts),
+                ),
                 shutdown.clone(),
                 (grace, header_read),
             ))

@@ -13,7 +13,8 @@
 //! - [`health`]: backend health from evidence (active checks, the outcome of
 //!   real requests, never a client's fault); down backends are skipped.
 //! - [`telemetry`]: per-backend counters the proxy updates and the admin API reads.
-//! - [`admin`]: the axum admin API on its own listener: membership changes
+//! - [`admin`]: the axum admin API on its own listener, behind a `Host`
+//!   allow-list (DNS rebinding) like the metrics listener: membership changes
 //!   (committed to the [`store`], then published to the routing snapshot),
 //!   route lookups, stats, `/metrics`, `/healthz`, OpenAPI.
 //! - [`store`]: the durable membership (SQLite or PostgreSQL via sqlx).

@@ -2,7 +2,7 @@
 //! (timeouts, limits, failover, reload rule, forwarding rules, health
 //! checks, access log, PROXY protocol) without dropping a connection. An
 //! invalid file changes nothing. Listeners, database, workers, log format
-//! and the admin tokens and origins need a restart; a changed value there
+//! and the admin tokens, origins and host names need a restart; a changed value there
 //! is logged, not applied.
 
 use std::sync::{Arc, Mutex};
@@ -56,6 +56,10 @@ impl Reloader {
             (
                 "admin.allowed_origins",
                 running.admin.allowed_origins != settings.admin.allowed_origins,
+            ),
+            (
+                "admin.allowed_hosts",
+                running.admin.allowed_hosts != settings.admin.allowed_hosts,
             ),
             (
                 "metrics_listen",

@@ -11,9 +11,7 @@ use common::Process;
 use http::{header, Method, Request, StatusCode};
 
 fn with_read_token(method: Method, path: &str, body: &str) -> Request<Body> {
-    Request::builder()
-        .method(method)
-        .uri(path)
+    Api::anonymous(method, path)
         .header(header::AUTHORIZATION, format!("Bearer {READ_TOKEN}"))
         .header(header::CONTENT_TYPE, "application/json")
         .body(Body::from(body.to_owned()))

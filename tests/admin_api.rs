@@ -5,7 +5,7 @@ mod common;
 
 use axum::body::Body;
 use common::oneshot::Api;
-use http::{header, Method, Request, StatusCode};
+use http::{header, Method, StatusCode};
 use serde_json::json;
 
 #[tokio::test]
@@ -13,7 +13,7 @@ async fn every_call_but_healthz_needs_the_token() {
     let api = Api::new().await;
     let anonymous = api
         .send(
-            Request::get("/api/v1/backends")
+            Api::anonymous(Method::GET, "/api/v1/backends")
                 .body(Body::empty())
                 .unwrap(),
         )
@@ -32,7 +32,7 @@ async fn every_call_but_healthz_needs_the_token() {
     ] {
         let wrong = api
             .send(
-                Request::get(path)
+                Api::anonymous(Method::GET, path)
                     .header(header::AUTHORIZATION, "Bearer test-token-0123456788")
                     .body(Body::empty())
                     .unwrap(),
@@ -41,7 +41,11 @@ async fn every_call_but_healthz_needs_the_token() {
         assert_eq!(wrong.status, StatusCode::UNAUTHORIZED, "{path}");
     }
     let health = api
-        .send(Request::get("/healthz").body(Body::empty()).unwrap())
+        .send(
+            Api::anonymous(Method::GET, "/healthz")
+                .body(Body::empty())
+                .unwrap(),
+        )
         .await;
     assert_eq!(health.status, StatusCode::OK);
     assert_eq!(health.json["status"], "serving");
@@ -298,7 +302,7 @@ async fn metrics_changes_and_stats_reflect_the_membership() {
 async fn the_ui_is_served_at_the_root_with_types_caching_and_csp() {
     let api = Api::new().await;
     let get = |path: &str, etag: Option<&str>| {
-        let mut request = Request::get(path);
+        let mut request = Api::anonymous(Method::GET, path);
         if let Some(etag) = etag {
             request = request.header(header::IF_NONE_MATCH, etag);
         }

@@ -37,7 +37,8 @@ fn check_prints_the_settings_in_force_with_secrets_redacted_and_exits_0() {
     let file = config(&format!(
         r#"return {{
   database = "postgres://sy:{PASSWORD}@db.internal/sy",
-  admin = {{ token = "{PASSWORD}-admin", read_token = "{PASSWORD}-read" }},
+  admin = {{ token = "{PASSWORD}-admin", read_token = "{PASSWORD}-read",
+             allowed_hosts = {{ "Admin.Example.com" }} }},
   backends = {{ "10.0.0.1:8000" }},
   timeouts = {{ connect = 1.5 }},
 }}"#
@@ -68,6 +69,7 @@ fn check_prints_the_settings_in_force_with_secrets_redacted_and_exits_0() {
     assert_eq!(printed.timeouts.connect, 1.5);
     assert_eq!(printed.limits.max_header_bytes, 65536, "defaults are shown");
     assert_eq!(printed.admin.token.unwrap().expose(), "<redacted>");
+    assert_eq!(printed.admin.allowed_hosts, ["Admin.Example.com"]);
 }
 
 #[test]
@@ -80,6 +82,14 @@ fn check_refuses_a_bad_config_with_exit_2_naming_the_key() {
     let out = switchyard(&["--check", "--admin-token", "short"], &[]);
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("at least 16"));
+    let file = config("return { admin = { allowed_hosts = { \"https://admin.example.com\" } } }");
+    let out = switchyard(&["--check", "--config", file.path().to_str().unwrap()], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("admin.allowed_hosts") && stderr.contains("admin.allowed_origins"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -1,14 +1,13 @@
-//! Who may call the admin API: a bearer token (compared in constant time)
-//! and, when the browser says where a request comes from, only this
-//! listener's own origin.
+//! Who may call the admin API: a bearer token (compared in constant time),
+//! the admin token for everything, the read-only token for reads. What a
+//! browser page may do (hosts, origins) is [`super::browser`]'s business.
 
 use std::io::Write;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderMap};
+use axum::http::header;
 use axum::middleware::Next;
 use axum::response::Response;
 
@@ -118,65 +117,17 @@ fn warn_if_readable_by_others(path: &Path) {
     }
 }
 
-/// The browser origins allowed to call the API: this listener's own, and
-/// `admin.allowed_origins` (e.g. an HTTPS reverse proxy in front of it).
-#[derive(Clone, Debug)]
-pub struct Origins {
-    allowed: Vec<String>,
-    /// Bound to every address: accept the origin that matches the `Host`
-    /// the request was sent to.
-    any_host: bool,
-}
-
-impl Origins {
-    /// The origins of a listener bound to `addr`.
-    pub fn of(addr: SocketAddr) -> Self {
-        let mut allowed = vec![format!("http://{addr}")];
-        if addr.ip().is_loopback() {
-            allowed.push(format!("http://localhost:{}", addr.port()));
-        }
-        Origins {
-            allowed,
-            any_host: addr.ip().is_unspecified(),
-        }
-    }
-
-    /// These origins and `more` (already normalized, see
-    /// [`crate::config::AdminSettings::allowed_origins`]).
-    pub fn with(mut self, more: Vec<String>) -> Self {
-        self.allowed.extend(more);
-        self
-    }
-
-    fn permits(&self, origin: &str, headers: &HeaderMap) -> bool {
-        if self.allowed.iter().any(|o| o.eq_ignore_ascii_case(origin)) {
-            return true;
-        }
-        let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
-        self.any_host && host.is_some_and(|h| origin.eq_ignore_ascii_case(&format!("http://{h}")))
-    }
-}
-
-/// Middleware: refuse foreign origins (`403`), missing or wrong tokens
-/// (`401`), and changes made with the read-only token (`403`).
+/// Middleware: refuse missing or wrong tokens (`401`) and changes made
+/// with the read-only token (`403`).
 pub async fn require_token(
     State(state): State<AdminState>,
     request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    let headers = request.headers();
-    // Every `Origin` line must be allowed (browsers send one).
-    for origin in headers.get_all(header::ORIGIN) {
-        let origin = String::from_utf8_lossy(origin.as_bytes());
-        if !state.origins.permits(&origin, headers) {
-            return Err(ApiError::ForbiddenOrigin(origin.into_owned()));
-        }
-    }
-    let presented = headers
+    let presented = request
+        .headers()
         .get(header::AUTHORIZATION)
-        .map(|v| v.as_bytes())
-        .and_then(|v| v.strip_prefix(b"Bearer "))
-        .map(<[u8]>::trim_ascii);
+        .and_then(|v| bearer_token(v.as_bytes()));
     match presented {
         Some(token) if state.token.matches(token) => Ok(next.run(request).await),
         Some(token) if state.read_token.as_ref().is_some_and(|r| r.matches(token)) => {
@@ -189,6 +140,16 @@ pub async fn require_token(
         }
         _ => Err(ApiError::Unauthorized),
     }
+}
+
+/// The credentials of `Authorization: Bearer <token>`; the scheme is
+/// case-insensitive (RFC 9110 §11.1), so `bearer` and `BEARER` count too.
+fn bearer_token(value: &[u8]) -> Option<&[u8]> {
+    let space = value.iter().position(|&b| b == b' ')?;
+    let (scheme, token) = value.split_at(space);
+    scheme
+        .eq_ignore_ascii_case(b"Bearer")
+        .then(|| token.trim_ascii())
 }
 
 #[cfg(test)]
@@ -220,17 +181,19 @@ mod tests {
     }
 
     #[test]
-    fn only_the_listeners_own_origin_is_permitted() {
-        let loopback = Origins::of("127.0.0.1:8081".parse().unwrap());
-        let none = HeaderMap::new();
-        assert!(loopback.permits("http://127.0.0.1:8081", &none));
-        assert!(loopback.permits("http://localhost:8081", &none));
-        assert!(!loopback.permits("http://localhost:9999", &none));
-        assert!(!loopback.permits("https://evil.example", &none));
-        let everywhere = Origins::of("0.0.0.0:8081".parse().unwrap());
-        let mut host = HeaderMap::new();
-        host.insert(header::HOST, "10.1.2.3:8081".parse().unwrap());
-        assert!(everywhere.permits("http://10.1.2.3:8081", &host));
-        assert!(!everywhere.permits("http://evil.example", &host));
+    fn the_bearer_scheme_is_case_insensitive() {
+        for (value, token) in [
+            ("Bearer abc", Some("abc")),
+            ("bearer abc", Some("abc")),
+            ("BEARER abc", Some("abc")),
+            ("bEaReR   abc ", Some("abc")),
+            ("Basic abc", None),
+            ("Bearerabc", None),
+            ("Bearer", None),
+            ("xBearer abc", None),
+        ] {
+            let found = bearer_token(value.as_bytes());
+            assert_eq!(found, token.map(str::as_bytes), "{value:?}");
+        }
     }
 }

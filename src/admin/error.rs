@@ -18,8 +18,14 @@ use crate::store::StoreError;
 pub enum ErrorCode {
     /// `401`: no token, or a wrong one.
     Unauthorized,
+    /// `403`: a `Host` that is not an IP address, `localhost` or a name in
+    /// `admin.allowed_hosts` (or no `Host` at all).
+    HostNotAllowed,
     /// `403`: a browser page from an origin that is not allowed.
     ForbiddenOrigin,
+    /// `403`: a write the browser marks `Sec-Fetch-Site: cross-site`, from an
+    /// origin not in `admin.allowed_origins`.
+    CrossSiteWrite,
     /// `403`: a change made with the read-only token.
     ReadOnlyToken,
     /// `404`: no such backend, or no such path.
@@ -65,8 +71,13 @@ pub enum ErrorCode {
 pub enum ApiError {
     #[error("a valid bearer token is required: send `Authorization: Bearer <token>`")]
     Unauthorized,
+    /// The `Host` as normalized (never the raw header), when it was valid.
+    #[error("{}", host_not_allowed(.0.as_deref()))]
+    HostNotAllowed(Option<String>),
     #[error("requests from origin {0:?} are not accepted; use the admin UI on this listener or list the origin in admin.allowed_origins")]
     ForbiddenOrigin(String),
+    #[error("a page from another site cannot change anything here; use the admin UI on this listener or list the page's origin in admin.allowed_origins")]
+    CrossSiteWrite,
     #[error("the read-only token cannot change anything; use the admin token")]
     ReadOnlyToken,
     #[error("{0}")]
@@ -123,7 +134,9 @@ impl ApiError {
         use ErrorCode as C;
         match self {
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, C::Unauthorized),
+            ApiError::HostNotAllowed(_) => (StatusCode::FORBIDDEN, C::HostNotAllowed),
             ApiError::ForbiddenOrigin(_) => (StatusCode::FORBIDDEN, C::ForbiddenOrigin),
+            ApiError::CrossSiteWrite => (StatusCode::FORBIDDEN, C::CrossSiteWrite),
             ApiError::ReadOnlyToken => (StatusCode::FORBIDDEN, C::ReadOnlyToken),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, C::NotFound),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, C::DuplicateAddress),
@@ -138,6 +151,18 @@ impl ApiError {
             ApiError::StoreUnavailable => (StatusCode::SERVICE_UNAVAILABLE, C::StoreUnavailable),
             ApiError::Internal => (StatusCode::INTERNAL_SERVER_ERROR, C::Internal),
         }
+    }
+}
+
+fn host_not_allowed(host: Option<&str>) -> String {
+    match host {
+        Some(host) => format!(
+            "this listener does not answer for the host {host:?} (a guard against DNS \
+             rebinding); if that is a name you reach switchyard by, add it to admin.allowed_hosts"
+        ),
+        None => "the request needs one valid Host header: an IP address, localhost, or a name \
+                 listed in admin.allowed_hosts"
+            .to_owned(),
     }
 }
 

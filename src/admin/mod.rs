@@ -2,7 +2,10 @@
 //! lookups, stats, `/metrics`, `/healthz`, `/readyz` and the OpenAPI description.
 //!
 //! - [`router`]: every route, built by one function.
-//! - [`auth`]: the bearer token (flag, file or generated) and the `Origin` check.
+//! - [`browser`]: what a web page may make a browser do: the `Host`
+//!   allow-list on every route of both listeners (DNS rebinding), the
+//!   `Origin` check and `Sec-Fetch-Site` on writes.
+//! - [`auth`]: the bearer tokens (flag, file or generated).
 //! - [`backends`]: list/create/get/patch/delete/replace; each change is
 //!   committed to the [`Store`] and published to the routing snapshot before
 //!   the response.
@@ -14,6 +17,7 @@
 
 pub mod auth;
 mod backends;
+pub mod browser;
 pub mod error;
 mod lookup;
 pub mod model;
@@ -35,7 +39,8 @@ use crate::store::{Membership, Store};
 use crate::sync::{DbStatus, Publisher};
 use crate::telemetry::Telemetry;
 
-pub use auth::{AdminToken, Origins};
+pub use auth::AdminToken;
+pub use browser::{AllowedHosts, Origins};
 use error::ApiError;
 pub use server::serve;
 
@@ -55,13 +60,17 @@ pub struct AdminState {
     /// The read-only token, if configured.
     pub read_token: Option<AdminToken>,
     pub origins: Arc<Origins>,
+    /// The names, besides IP literals and `localhost`, allowed in `Host`.
+    pub hosts: Arc<AllowedHosts>,
     /// Whether the database is reachable (`/readyz`).
     pub db: Arc<DbStatus>,
 }
 
-/// The admin API: `/healthz` and `/readyz` open, everything else behind the token and
-/// the `Origin` check.
+/// The admin API: every route behind the `Host` allow-list; `/healthz`,
+/// `/readyz` and the UI open, everything else behind the `Origin` and
+/// `Sec-Fetch-Site` rules and then the token.
 pub fn router(state: AdminState) -> Router {
+    use axum::middleware::from_fn_with_state;
     let api = Router::new()
         .route(
             "/api/v1/backends",
@@ -81,10 +90,12 @@ pub fn router(state: AdminState) -> Router {
         .route("/api/v1/changes", get(lookup::changes))
         .route("/api/v1/openapi.json", get(openapi::document))
         .route("/metrics", get(stats::metrics))
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            auth::require_token,
+        .route_layer(from_fn_with_state(state.clone(), auth::require_token))
+        .route_layer(from_fn_with_state(
+            Arc::clone(&state.origins),
+            browser::refuse_foreign_pages,
         ));
+    let hosts = Arc::clone(&state.hosts);
     Router::new()
         .route("/healthz", get(lookup::healthz))
         .route("/readyz", get(lookup::readyz))
@@ -94,11 +105,15 @@ pub fn router(state: AdminState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
+        // Outermost, so it also covers the fallbacks: nothing answers a
+        // request for a host that is not allowed.
+        .layer(from_fn_with_state(hosts, browser::require_allowed_host))
 }
 
 /// `--metrics-listen`: `/metrics` alone, without a token (for a Prometheus
-/// that should not hold a key to the admin API).
-pub fn metrics_router(telemetry: Arc<Telemetry>) -> Router {
+/// that should not hold a key to the admin API), behind the same `Host`
+/// allow-list as the admin listener.
+pub fn metrics_router(telemetry: Arc<Telemetry>, hosts: Arc<AllowedHosts>) -> Router {
     Router::new()
         .route(
             "/metrics",
@@ -110,6 +125,10 @@ pub fn metrics_router(telemetry: Arc<Telemetry>) -> Router {
         .fallback(|uri: axum::http::Uri| async move {
             ApiError::NotFound(format!("only /metrics is served here, not {}", uri.path()))
         })
+        .layer(axum::middleware::from_fn_with_state(
+            hosts,
+            browser::require_allowed_host,
+        ))
 }
 
 /// Unknown API paths get the API's `404`; anything else may be a UI file.

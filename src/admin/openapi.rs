@@ -19,6 +19,8 @@ use super::{backends, lookup, stats};
         observability for the switchyard proxy. Every call except /healthz and /readyz needs \
         `Authorization: Bearer <token>` (the admin token, or the read-only token for GET). \
         Errors are {\"error\": {\"code\", \"message\"}} with a stable code (ErrorCode). \
+        Every path answers 403 (`host_not_allowed`) to a Host that is not an IP address, \
+        localhost or a name in admin.allowed_hosts. \
         A path that exists answers 405 (`method_not_allowed`) to other methods; an unknown \
         path answers 404 (`not_found`)."),
     paths(
@@ -40,10 +42,15 @@ pub struct ApiDoc;
 
 /// What the derive cannot say: the bearer scheme; the errors every call
 /// behind the token can answer (`401`, `403`, `500`), added to each so no
-/// operation forgets one; and that a patch needs at least one field
+/// operation forgets one, and the `403` of the `Host` allow-list that even
+/// the open calls can answer; and that a patch needs at least one field
 /// (utoipa-gen 5.5 turns `min_properties` into `maxProperties`, so it is
 /// set here).
 struct Refinements;
+
+/// The `403` of the open calls (`/healthz`, `/readyz`).
+const HOST_NOT_ALLOWED: &str = "`host_not_allowed`: a Host that is not an IP address, \
+    localhost or a name in admin.allowed_hosts";
 
 /// `(status, description)` of the errors of every call behind the token;
 /// writes can also meet the read-only token.
@@ -53,10 +60,15 @@ fn common_errors(write: bool) -> [(&'static str, &'static str); 3] {
         (
             "403",
             if write {
-                "`forbidden_origin`: a browser page from an origin that is not allowed; \
-                 `read_only_token`: the read-only token cannot change anything"
+                "`host_not_allowed`: a Host that is not an IP address, localhost or a name in \
+                 admin.allowed_hosts; `forbidden_origin`: a browser page from an origin that is \
+                 not allowed; `cross_site_write`: a cross-site page whose origin is not in \
+                 admin.allowed_origins; `read_only_token`: the read-only token cannot change \
+                 anything"
             } else {
-                "`forbidden_origin`: a browser page from an origin that is not allowed"
+                "`host_not_allowed`: a Host that is not an IP address, localhost or a name in \
+                 admin.allowed_hosts; `forbidden_origin`: a browser page from an origin that is \
+                 not allowed"
             },
         ),
         ("500", "`internal`: a bug; the switchyard log says more"),
@@ -100,10 +112,18 @@ impl Modify for Refinements {
                 (&mut item.delete, true),
             ];
             for (operation, write) in operations {
-                // `/healthz` and `/readyz` say `security(())`: no token.
-                let Some(operation) = operation.as_mut().filter(|op| op.security.is_none()) else {
+                let Some(operation) = operation.as_mut() else {
                     continue;
                 };
+                // `/healthz` and `/readyz` say `security(())`: no token.
+                if operation.security.is_some() {
+                    operation
+                        .responses
+                        .responses
+                        .entry("403".to_owned())
+                        .or_insert_with(|| error_response(HOST_NOT_ALLOWED));
+                    continue;
+                }
                 for (status, description) in common_errors(write) {
                     operation
                         .responses

@@ -1,5 +1,6 @@
 //! `admin = { ... }`: where the admin API listens, where its tokens come
-//! from, and which browser origins may use it.
+//! from, which browser origins may use it and by which names it may be
+//! reached.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -12,7 +13,8 @@ use super::{ConfigError, Secret};
 pub const MIN_TOKEN_LEN: usize = 16;
 
 /// `admin = { listen = "127.0.0.1:8081", token = "...", token_file = "...",
-/// read_token = "...", allowed_origins = { "https://admin.example.com" } }`.
+/// read_token = "...", allowed_origins = { "https://admin.example.com" },
+/// allowed_hosts = { "admin.example.com" } }`.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct AdminSettings {
@@ -27,6 +29,10 @@ pub struct AdminSettings {
     /// Browser origins, besides the listener's own, whose pages may call
     /// the API (e.g. the UI behind an HTTPS reverse proxy).
     pub allowed_origins: Vec<String>,
+    /// Names, besides IP addresses and `localhost`, that requests to the
+    /// admin and metrics listeners may carry in `Host` (against DNS
+    /// rebinding).
+    pub allowed_hosts: Vec<String>,
 }
 
 impl Default for AdminSettings {
@@ -37,6 +43,7 @@ impl Default for AdminSettings {
             token_file: None,
             read_token: None,
             allowed_origins: Vec::new(),
+            allowed_hosts: Vec::new(),
         }
     }
 }
@@ -113,6 +120,32 @@ impl AdminSettings {
     pub fn allowed_origins(&self) -> Result<Vec<String>, ConfigError> {
         self.allowed_origins.iter().map(|o| origin(o)).collect()
     }
+
+    /// `allowed_hosts` as the `Host` check compares them: lowercase, no
+    /// trailing dot, no port, IDNA names in their `xn--` form.
+    pub fn allowed_hosts(&self) -> Result<Vec<String>, ConfigError> {
+        self.allowed_hosts.iter().map(|h| host_name(h)).collect()
+    }
+}
+
+fn host_name(text: &str) -> Result<String, ConfigError> {
+    let bad = |why: &str| {
+        ConfigError::Invalid(format!(
+            "admin.allowed_hosts: {text:?} {why}; write a host name like \"admin.example.com\" \
+             (IP addresses and localhost are always allowed)"
+        ))
+    };
+    if text.contains("://") {
+        return Err(bad(
+            "is a URL, not a host name (origins go in admin.allowed_origins)",
+        ));
+    }
+    if text.contains('*') {
+        return Err(bad("is a wildcard; list each name"));
+    }
+    crate::routing::key::normalize_host(text.as_bytes())
+        .map(|key| key.as_str().to_owned())
+        .map_err(|_| bad("is not a valid host name"))
 }
 
 fn origin(text: &str) -> Result<String, ConfigError> {
@@ -215,6 +248,47 @@ mod tests {
             };
             let err = admin.allowed_origins().unwrap_err().to_string();
             assert!(err.contains("admin.allowed_origins"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn allowed_hosts_are_normalized_and_anything_else_is_refused() {
+        let admin = AdminSettings {
+            allowed_hosts: vec![
+                "Admin.Example.COM".into(),
+                "admin.example.net.".into(),
+                "ui.example:8443".into(),
+                "Bücher.example".into(),
+            ],
+            ..AdminSettings::default()
+        };
+        assert_eq!(
+            admin.allowed_hosts().unwrap(),
+            [
+                "admin.example.com",
+                "admin.example.net",
+                "ui.example",
+                "xn--bcher-kva.example"
+            ]
+        );
+        for (bad, why) in [
+            ("https://admin.example.com", "admin.allowed_origins"),
+            ("*.example.com", "wildcard"),
+            ("", "not a valid host name"),
+            ("admin.example.com/ui", "not a valid host name"),
+            ("a b.example", "not a valid host name"),
+            ("u@admin.example.com", "not a valid host name"),
+            ("admin..example.com", "not a valid host name"),
+        ] {
+            let admin = AdminSettings {
+                allowed_hosts: vec![bad.into()],
+                ..AdminSettings::default()
+            };
+            let err = admin.allowed_hosts().unwrap_err().to_string();
+            assert!(
+                err.contains("admin.allowed_hosts") && err.contains(why),
+                "{bad}: {err}"
+            );
         }
     }
 

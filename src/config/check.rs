@@ -21,12 +21,14 @@ pub struct Checked {
     pub read_token: Option<Secret>,
     /// Normalized `admin.allowed_origins`.
     pub allowed_origins: Vec<String>,
+    /// Normalized `admin.allowed_hosts`.
+    pub allowed_hosts: Vec<String>,
     /// Proxy worker threads.
     pub workers: usize,
 }
 
 impl Settings {
-    /// Validate everything (values, tokens, origins, the database URL's
+    /// Validate everything (values, tokens, origins, host names, the database URL's
     /// kind) without opening or binding anything.
     pub fn check(&self) -> Result<Checked, ConfigError> {
         let (proxy, backends) = self.validate()?;
@@ -45,6 +47,7 @@ impl Settings {
             token: self.admin.token_source(url)?,
             read_token: self.admin.read_token()?,
             allowed_origins: self.admin.allowed_origins()?,
+            allowed_hosts: self.admin.allowed_hosts()?,
             workers: self.workers.unwrap_or_else(|| {
                 std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
             }),
@@ -182,7 +185,8 @@ mod tests {
             listen = "127.0.0.1:9090",
             database = "postgres://sy:s3cret@db/sy",
             backends = { "10.0.0.1:80", { address = "10.0.0.2:80", weight = 3 } },
-            admin = { token = "a-token-of-twenty-chars", allowed_origins = { "https://a.example" } },
+            admin = { token = "a-token-of-twenty-chars", allowed_origins = { "https://a.example" },
+                      allowed_hosts = { "admin.example.com" } },
             trusted_proxies = { "10.0.0.0/8" },
             timeouts = { connect = 1.5 },
             health = { passive = { failure_statuses = { 502, 503 } } },
@@ -199,6 +203,10 @@ mod tests {
         );
         assert!(printed.contains("postgres://sy:***@db/sy"), "{printed}");
         assert!(printed.contains(r#"token = "<redacted>""#), "{printed}");
+        assert!(
+            printed.contains(r#"allowed_hosts = { "admin.example.com" }"#),
+            "{printed}"
+        );
         let reloaded = lua::load_str(&printed, "printed.lua").unwrap();
         let mut expected = settings.clone();
         expected.admin.token = Some(Secret::new(super::super::REDACTED));

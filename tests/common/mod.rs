@@ -30,7 +30,7 @@ mod postgres;
 mod process;
 pub mod raw;
 
-pub use admin::Admin;
+pub use admin::{Admin, Reply};
 pub use cut::Cuttable;
 pub use postgres::{drop_database, postgres_or_skip};
 pub use process::Process;
@@ -217,6 +217,8 @@ pub struct Proxy {
     pub pool: Arc<BackendPool>,
     /// The admin API, with its token.
     pub admin: Admin,
+    /// The `metrics_listen` address, when one was set.
+    pub metrics: Option<SocketAddr>,
     /// Holds the temporary SQLite database.
     _dir: tempfile::TempDir,
     shutdown: CancellationToken,
@@ -252,12 +254,14 @@ impl Proxy {
         let app = App::build(&settings).await.expect("switchyard builds");
         let (addr, pool) = (app.proxy_addr(), app.pool());
         let admin = Admin::new(app.admin_addr(), app.admin_token());
+        let metrics = app.metrics_addr();
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(app.run(shutdown.clone()));
         Proxy {
             addr,
             pool,
             admin,
+            metrics,
             _dir: dir,
             shutdown,
             task,

@@ -7,7 +7,7 @@ use axum::Router;
 use http::{header, Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
-use switchyard::admin::{self, AdminState, AdminToken, Origins};
+use switchyard::admin::{self, AdminState, AdminToken, AllowedHosts, Origins};
 use switchyard::config::Settings;
 use switchyard::health::Health;
 use switchyard::routing::{BackendPool, Snapshot};
@@ -18,6 +18,12 @@ use tower::ServiceExt;
 pub const TOKEN: &str = "test-token-0123456789";
 /// A browser origin [`Api`] accepts besides its own (`admin.allowed_origins`).
 pub const ALLOWED_ORIGIN: &str = "https://admin.example.com";
+/// The `Host` every request of [`Api`] carries: the listener's own address,
+/// as any HTTP/1.1 client sends it.
+pub const HOST: &str = "127.0.0.1:8081";
+/// A name [`Api`] answers for besides IP literals and `localhost`
+/// (`admin.allowed_hosts`).
+pub const ALLOWED_HOST: &str = "admin.example.com";
 /// The read-only token of [`Api`].
 pub const READ_TOKEN: &str = "read-only-token-0123456789";
 
@@ -64,6 +70,7 @@ impl Api {
                 Origins::of("127.0.0.1:8081".parse().unwrap())
                     .with(vec![ALLOWED_ORIGIN.to_owned()]),
             ),
+            hosts: Arc::new(AllowedHosts::new(vec![ALLOWED_HOST.to_owned()])),
             db: Arc::default(),
         };
         Api {
@@ -87,11 +94,17 @@ impl Api {
         }
     }
 
+    /// `method path` with `Host` and the admin token.
     pub fn request(method: Method, path: &str) -> http::request::Builder {
+        Api::anonymous(method, path).header(header::AUTHORIZATION, format!("Bearer {TOKEN}"))
+    }
+
+    /// `method path` with `Host` and no token.
+    pub fn anonymous(method: Method, path: &str) -> http::request::Builder {
         Request::builder()
             .method(method)
             .uri(path)
-            .header(header::AUTHORIZATION, format!("Bearer {TOKEN}"))
+            .header(header::HOST, HOST)
     }
 
     pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Answer {
