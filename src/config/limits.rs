@@ -28,6 +28,12 @@ pub struct Timeouts {
     /// An upgraded connection (WebSocket) with no byte either way for this
     /// long is closed.
     pub tunnel_idle: f64,
+    /// A client that accepts no byte of a response for this long is
+    /// disconnected (a stalled reader never pins a backend connection).
+    pub send_idle: f64,
+    /// A backend that sends no byte of a response body for this long: the
+    /// response is cut off (the client sees the connection close).
+    pub response_body_idle: f64,
 }
 
 impl Default for Timeouts {
@@ -42,6 +48,8 @@ impl Default for Timeouts {
             drain: 300.0,
             body_idle: 60.0,
             tunnel_idle: 3600.0,
+            send_idle: 60.0,
+            response_body_idle: 300.0,
         }
     }
 }

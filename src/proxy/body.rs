@@ -21,6 +21,7 @@ use super::error::BodyFault;
 
 /// Why a response was cut short.
 const DRAINED: &str = "the backend was drained and its drain timeout passed";
+const STALLED: &str = "the backend sent no byte of its response body for response_body_idle";
 use super::upstream::{BoxError, Lease, UpstreamBody};
 
 /// What a response body holds until it is done (sent or abandoned).
@@ -52,12 +53,15 @@ pin_project_lite::pin_project! {
         // The drain signal's waiter, once needed.
         closed: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
         _lease: Option<Lease>,
+        // Armed while the backend has no byte for us.
+        stall: Stall,
     }
 }
 
 impl ResponseBody {
-    /// Wrap `inner`, holding `ends` until the body is done.
-    pub fn new(inner: UpstreamBody, ends: BodyEnds) -> Self {
+    /// Wrap `inner`, holding `ends` until the body is done; a body that has
+    /// nothing for `idle` ends with an error.
+    pub fn new(inner: UpstreamBody, ends: BodyEnds, idle: Duration) -> Self {
         ResponseBody {
             inner,
             _in_flight: ends.in_flight,
@@ -65,7 +69,47 @@ impl ResponseBody {
             closing: ends.closing,
             closed: None,
             _lease: ends.lease,
+            stall: Stall::new(idle),
         }
+    }
+}
+
+/// A timer armed while a body has nothing to give, reset (not reallocated)
+/// when it gives something.
+#[derive(Debug)]
+struct Stall {
+    idle: Duration,
+    timer: Option<Pin<Box<Sleep>>>,
+    armed: bool,
+}
+
+impl Stall {
+    fn new(idle: Duration) -> Self {
+        Stall {
+            idle,
+            timer: None,
+            armed: false,
+        }
+    }
+
+    /// After a poll that was (not) pending: whether `idle` has passed
+    /// since it started waiting.
+    fn passed(&mut self, cx: &mut Context<'_>, pending: bool) -> bool {
+        if !pending {
+            self.armed = false;
+            return false;
+        }
+        if !self.armed {
+            self.armed = true;
+            let at = tokio::time::Instant::now() + self.idle;
+            match &mut self.timer {
+                Some(timer) => timer.as_mut().reset(at),
+                None => self.timer = Some(Box::pin(tokio::time::sleep_until(at))),
+            }
+        }
+        self.timer
+            .as_mut()
+            .is_some_and(|timer| timer.as_mut().poll(cx).is_ready())
     }
 }
 
@@ -86,6 +130,9 @@ impl Body for ResponseBody {
             return Poll::Ready(Some(Err(DRAINED.into())));
         }
         let polled = this.inner.poll_frame(cx);
+        if this.stall.passed(cx, polled.is_pending()) {
+            return Poll::Ready(Some(Err(STALLED.into())));
+        }
         match &polled {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
@@ -151,9 +198,8 @@ pin_project_lite::pin_project! {
         inner: B,
         done: Option<oneshot::Sender<()>>,
         progress: Option<Arc<BodyProgress>>,
-        idle: Duration,
         // Armed while the backend waits for a byte the client has not sent.
-        waiting: Option<Pin<Box<Sleep>>>,
+        stall: Stall,
     }
 }
 
@@ -170,8 +216,7 @@ impl<B> RequestBody<B> {
             inner,
             done: Some(tx),
             progress,
-            idle,
-            waiting: None,
+            stall: Stall::new(idle),
         };
         (body, rx)
     }
@@ -187,16 +232,8 @@ impl<B: Body<Data = Bytes, Error = BoxError>> Body for RequestBody<B> {
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.project();
         let mut polled = this.inner.poll_frame(cx);
-        if polled.is_pending() {
-            let idle = *this.idle;
-            let timer = this
-                .waiting
-                .get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
-            if timer.as_mut().poll(cx).is_ready() {
-                polled = Poll::Ready(Some(Err(BodyFault::TimedOut.into())));
-            }
-        } else {
-            *this.waiting = None;
+        if this.stall.passed(cx, polled.is_pending()) {
+            polled = Poll::Ready(Some(Err(BodyFault::TimedOut.into())));
         }
         match (&polled, this.progress.as_ref()) {
             (Poll::Ready(Some(Ok(frame))), Some(progress)) => {

@@ -12,6 +12,10 @@
 //! | idle between requests | `idle` from the end of the last response |
 //! | a request in flight | none (the backend timeouts apply) |
 //!
+//! and, for writes, one more: a client that accepts no byte of what we
+//! write for `send_idle` is disconnected, so a reader that stalls cannot
+//! pin a response (and its backend connection) forever.
+//!
 //! A missed deadline ends the connection (like nginx, no `408` is sent).
 //! For HTTP/1 the wrapper also hands every byte it reads to a
 //! [`Tracker`], which checks every request head on the connection, since
@@ -130,6 +134,8 @@ enum Phase {
 pub struct Deadlines {
     pub header_read: Duration,
     pub idle: Duration,
+    /// A pending write (the client reads nothing) for this long fails.
+    pub send_idle: Duration,
     /// Largest head scanned for framing problems (hyper refuses larger ones).
     pub max_head: usize,
     /// Close the connection if it starts with a PROXY protocol header (the
@@ -149,6 +155,9 @@ pub struct ClientIo<T> {
     tracker: Option<Tracker>,
     timer: Option<Pin<Box<Sleep>>>,
     timer_at: Option<Instant>,
+    /// Armed while a write is pending.
+    write_timer: Option<Pin<Box<Sleep>>>,
+    write_armed: bool,
     /// The first bytes, while they may still be a PROXY protocol header
     /// that this peer may not send.
     guard: Option<Vec<u8>>,
@@ -171,6 +180,8 @@ impl<T> ClientIo<T> {
             tracker: Some(tracker),
             timer: None,
             timer_at: None,
+            write_timer: None,
+            write_armed: false,
             guard: deadlines.refuse_proxy_header.then(Vec::new),
             read_ahead: Bytes::new(),
         }
@@ -244,6 +255,26 @@ impl<T> ClientIo<T> {
             Phase::Head(since) => Some(since + self.deadlines.header_read),
             Phase::Idle(since) => Some(since + self.deadlines.idle),
         }
+    }
+
+    /// Track a write's progress: `true` once writes have been pending for
+    /// `send_idle`.
+    fn write_stalled(&mut self, cx: &mut Context<'_>, pending: bool) -> bool {
+        if !pending {
+            self.write_armed = false;
+            return false;
+        }
+        if !self.write_armed {
+            self.write_armed = true;
+            let at = Instant::now() + self.deadlines.send_idle;
+            match &mut self.write_timer {
+                Some(timer) => timer.as_mut().reset(at),
+                None => self.write_timer = Some(Box::pin(tokio::time::sleep_until(at))),
+            }
+        }
+        self.write_timer
+            .as_mut()
+            .is_some_and(|timer| timer.as_mut().poll(cx).is_ready())
     }
 
     /// Poll the armed deadline; `Ready` means it passed.
@@ -322,13 +353,24 @@ impl<T: AsyncRead + Unpin> AsyncRead for ClientIo<T> {
     }
 }
 
+fn send_timed_out<T>() -> Poll<io::Result<T>> {
+    Poll::Ready(Err(io::Error::new(
+        io::ErrorKind::TimedOut,
+        "client accepted nothing for send_idle",
+    )))
+}
+
 impl<T: AsyncWrite + Unpin> AsyncWrite for ClientIo<T> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
+        match self.write_stalled(cx, polled.is_pending()) {
+            true => send_timed_out(),
+            false => polled,
+        }
     }
 
     fn poll_write_vectored(
@@ -336,7 +378,11 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for ClientIo<T> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+        let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        match self.write_stalled(cx, polled.is_pending()) {
+            true => send_timed_out(),
+            false => polled,
+        }
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -344,7 +390,11 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for ClientIo<T> {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
+        let polled = Pin::new(&mut self.inner).poll_flush(cx);
+        match self.write_stalled(cx, polled.is_pending()) {
+            true => send_timed_out(),
+            false => polled,
+        }
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

@@ -144,7 +144,8 @@ pub async fn handle(
     if gone {
         return Err(ClientGone);
     }
-    Ok(response.map(|body| ResponseBody::new(body, ends)))
+    let stall = proxy.settings.load().response_body_idle_timeout;
+    Ok(response.map(|body| ResponseBody::new(body, ends, stall)))
 }
 
 impl Proxy {

@@ -120,6 +120,7 @@ async fn serve_connection(
     let deadlines = Deadlines {
         header_read: settings.header_read_timeout,
         idle: settings.idle_timeout,
+        send_idle: settings.send_idle_timeout,
         max_head: settings.max_header_bytes,
         refuse_proxy_header: balancers.is_some() && !from_balancer,
     };
