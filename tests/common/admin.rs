@@ -25,6 +25,16 @@ pub struct Reply {
 }
 
 impl Reply {
+    fn new(status: StatusCode, headers: HeaderMap, body: &[u8]) -> Reply {
+        let text = String::from_utf8_lossy(body).into_owned();
+        Reply {
+            status,
+            headers,
+            json: serde_json::from_str(&text).unwrap_or(Value::Null),
+            text,
+        }
+    }
+
     /// `error.code` of an error answer.
     pub fn code(&self) -> &str {
         self.json["error"]["code"].as_str().unwrap_or("")
@@ -41,6 +51,49 @@ impl Admin {
 
     /// `method path` with the token and, if given, a JSON body.
     pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Reply {
+        self.send(self.request(method, path, body)).await
+    }
+
+    /// [`Admin::call`] for a process that may die at any moment: a refused
+    /// or cut connection, an answer cut short, or no whole answer `within`
+    /// is an `Err` (the call was not acknowledged).
+    pub async fn try_call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        within: std::time::Duration,
+    ) -> Result<Reply, String> {
+        let req = self.request(method, path, body);
+        let exchange = async {
+            let stream = tokio::net::TcpStream::connect(self.addr)
+                .await
+                .map_err(|e| format!("connect: {e}"))?;
+            let (mut sender, conn) =
+                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                    .await
+                    .map_err(|e| format!("handshake: {e}"))?;
+            tokio::spawn(conn);
+            let response = sender
+                .send_request(req)
+                .await
+                .map_err(|e| format!("request: {e}"))?;
+            let status = response.status();
+            let headers = response.headers().clone();
+            let bytes = response
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| format!("body: {e}"))?
+                .to_bytes();
+            Ok(Reply::new(status, headers, &bytes))
+        };
+        tokio::time::timeout(within, exchange)
+            .await
+            .map_err(|_| format!("no whole answer within {within:?}"))?
+    }
+
+    fn request(&self, method: Method, path: &str, body: Option<Value>) -> Request<Full<Bytes>> {
         let mut req = Request::builder()
             .method(method)
             .uri(path)
@@ -53,7 +106,7 @@ impl Admin {
             }
             None => Bytes::new(),
         };
-        self.send(req.body(Full::new(body)).unwrap()).await
+        req.body(Full::new(body)).unwrap()
     }
 
     /// Send a request exactly as built (for auth and header tests).
@@ -62,13 +115,7 @@ impl Admin {
         let status = response.status();
         let headers = response.headers().clone();
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        let text = String::from_utf8_lossy(&bytes).into_owned();
-        Reply {
-            status,
-            headers,
-            json: serde_json::from_str(&text).unwrap_or(Value::Null),
-            text,
-        }
+        Reply::new(status, headers, &bytes)
     }
 
     /// `address`'s entry in `GET /api/v1/backends`.

@@ -29,11 +29,13 @@ pub mod oneshot;
 mod postgres;
 mod process;
 pub mod raw;
+mod rng;
 
 pub use admin::{Admin, Reply};
 pub use cut::Cuttable;
-pub use postgres::{drop_database, postgres_or_skip};
+pub use postgres::{drop_database, postgres_or_skip, sessions_ended};
 pub use process::Process;
+pub use rng::Rng;
 
 pub type TestBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
 

@@ -50,3 +50,28 @@ pub async fn drop_database(url: &str) {
             .await;
     }
 }
+
+/// Wait until no session is connected to `url`'s database, or `within`
+/// passes; returns how many are left. A killed client's sessions end when
+/// the server notices the closed socket; until then a `COMMIT` it sent may
+/// still land, so what is durable is only known after.
+pub async fn sessions_ended(url: &str, within: std::time::Duration) -> i64 {
+    use sqlx::Connection;
+    let (base, name) = url.rsplit_once('/').unwrap();
+    let mut admin = sqlx::PgConnection::connect(&format!("{base}/postgres"))
+        .await
+        .expect("the PostgreSQL server answers");
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let left: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE datname = $1")
+                .bind(name)
+                .fetch_one(&mut admin)
+                .await
+                .unwrap();
+        if left == 0 || tokio::time::Instant::now() >= deadline {
+            return left;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
