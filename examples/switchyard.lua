@@ -64,12 +64,15 @@ return {
     drain = 300,                    -- open requests/WebSockets on a drained backend, then closed
     body_idle = 60,                 -- a request body with no byte this long: 408, closed
     tunnel_idle = 3600,             -- a WebSocket with no byte either way this long: closed
+    send_idle = 60,                 -- a client that reads nothing this long: disconnected
+    response_body_idle = 300,       -- a backend body with no byte this long: cut off
   },
   limits = {
     max_header_bytes = 65536,       -- request line + headers, else 431
     max_body_bytes = nil,           -- request body, else 413 (nil: unlimited)
     max_connections = 10000,        -- open client connections
     h2_max_streams = 100,           -- concurrent HTTP/2 streams per connection
+    min_body_rate = 500,            -- bytes/s a request body must keep up (0: none)
   },
   failover = {
     tries = 2,                      -- candidates tried when connecting fails

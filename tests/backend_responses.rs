@@ -77,7 +77,7 @@ async fn a_get_answered_invalidly_on_a_reused_connection_is_not_sent_twice() {
 
 #[tokio::test]
 async fn a_response_header_block_over_the_limit_is_a_502() {
-    let big = "x".repeat(600 * 1024);
+    let big = "x".repeat(100 * 1024);
     let backend = Recorder::answering(Arc::new(move |req| {
         let filler = if req.target == "/big" {
             big.as_str()

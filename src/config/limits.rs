@@ -66,6 +66,10 @@ pub struct Limits {
     pub max_connections: usize,
     /// Concurrent HTTP/2 streams per client connection.
     pub h2_max_streams: u32,
+    /// Slowest request body accepted, in bytes per second of the backend
+    /// waiting for the client (measured once it has waited 10 s in all);
+    /// slower: `408`, connection closed. `0`: no minimum.
+    pub min_body_rate: u64,
 }
 
 impl Default for Limits {
@@ -75,6 +79,7 @@ impl Default for Limits {
             max_body_bytes: None,
             max_connections: 10_000,
             h2_max_streams: 100,
+            min_body_rate: 500,
         }
     }
 }

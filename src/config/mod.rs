@@ -240,6 +240,7 @@ pub struct ProxySettings {
     pub max_header_bytes: usize,
     pub max_body_bytes: Option<u64>,
     pub max_connections: usize,
+    pub min_body_rate: u64,
     pub h2_max_streams: u32,
     pub tries: usize,
     pub reload_scope: ReloadScope,
@@ -364,6 +365,7 @@ impl Settings {
             max_header_bytes: l.max_header_bytes,
             max_body_bytes: l.max_body_bytes,
             max_connections: l.max_connections,
+            min_body_rate: l.min_body_rate,
             h2_max_streams: l.h2_max_streams,
             tries: self.failover.tries,
             reload_scope: if control_hosts.is_empty() {

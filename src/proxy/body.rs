@@ -75,12 +75,14 @@ impl ResponseBody {
 }
 
 /// A timer armed while a body has nothing to give, reset (not reallocated)
-/// when it gives something.
+/// when it gives something; it also adds up the time spent waiting.
 #[derive(Debug)]
 struct Stall {
     idle: Duration,
     timer: Option<Pin<Box<Sleep>>>,
-    armed: bool,
+    /// Since when the body has had nothing, while it has nothing.
+    since: Option<tokio::time::Instant>,
+    waited: Duration,
 }
 
 impl Stall {
@@ -88,7 +90,8 @@ impl Stall {
         Stall {
             idle,
             timer: None,
-            armed: false,
+            since: None,
+            waited: Duration::ZERO,
         }
     }
 
@@ -96,12 +99,15 @@ impl Stall {
     /// since it started waiting.
     fn passed(&mut self, cx: &mut Context<'_>, pending: bool) -> bool {
         if !pending {
-            self.armed = false;
+            if let Some(since) = self.since.take() {
+                self.waited += since.elapsed();
+            }
             return false;
         }
-        if !self.armed {
-            self.armed = true;
-            let at = tokio::time::Instant::now() + self.idle;
+        if self.since.is_none() {
+            let now = tokio::time::Instant::now();
+            self.since = Some(now);
+            let at = now + self.idle;
             match &mut self.timer {
                 Some(timer) => timer.as_mut().reset(at),
                 None => self.timer = Some(Box::pin(tokio::time::sleep_until(at))),
@@ -112,6 +118,19 @@ impl Stall {
             .is_some_and(|timer| timer.as_mut().poll(cx).is_ready())
     }
 }
+
+/// How fast a client must send its request body.
+#[derive(Clone, Copy, Debug)]
+pub struct Pace {
+    /// No byte for this long: cut off.
+    pub idle: Duration,
+    /// Fewer bytes per second of waiting than this, once the backend has
+    /// waited `idle` (at most [`PACE_GRACE`]) in all: cut off (`0`: no minimum).
+    pub min_rate: u64,
+}
+
+/// Longest waiting time after which `min_body_rate` applies.
+pub const PACE_GRACE: Duration = Duration::from_secs(10);
 
 impl Body for ResponseBody {
     type Data = Bytes;
@@ -200,6 +219,8 @@ pin_project_lite::pin_project! {
         progress: Option<Arc<BodyProgress>>,
         // Armed while the backend waits for a byte the client has not sent.
         stall: Stall,
+        min_rate: u64,
+        bytes: u64,
     }
 }
 
@@ -209,14 +230,16 @@ impl<B> RequestBody<B> {
     pub fn new(
         inner: B,
         progress: Option<Arc<BodyProgress>>,
-        idle: Duration,
+        pace: Pace,
     ) -> (Self, oneshot::Receiver<()>) {
         let (tx, rx) = oneshot::channel();
         let body = RequestBody {
             inner,
             done: Some(tx),
             progress,
-            stall: Stall::new(idle),
+            stall: Stall::new(pace.idle),
+            min_rate: pace.min_rate,
+            bytes: 0,
         };
         (body, rx)
     }
@@ -234,6 +257,17 @@ impl<B: Body<Data = Bytes, Error = BoxError>> Body for RequestBody<B> {
         let mut polled = this.inner.poll_frame(cx);
         if this.stall.passed(cx, polled.is_pending()) {
             polled = Poll::Ready(Some(Err(BodyFault::TimedOut.into())));
+        }
+        if let Poll::Ready(Some(Ok(frame))) = &polled {
+            *this.bytes += frame.data_ref().map_or(0, |d| d.len() as u64);
+            let waited = this.stall.waited;
+            // A trickle (a byte every few seconds) never trips `idle`.
+            if *this.min_rate > 0
+                && waited >= this.stall.idle.min(PACE_GRACE)
+                && (*this.bytes as f64) < *this.min_rate as f64 * waited.as_secs_f64()
+            {
+                polled = Poll::Ready(Some(Err(BodyFault::TimedOut.into())));
+            }
         }
         match (&polled, this.progress.as_ref()) {
             (Poll::Ready(Some(Ok(frame))), Some(progress)) => {

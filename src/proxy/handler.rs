@@ -13,7 +13,7 @@ use hyper::body::Incoming;
 
 use super::access::{AccessRecord, Pending, Sampler, Trace};
 use super::admit::admit;
-use super::body::{BodyProgress, RequestBody, ResponseBody};
+use super::body::{BodyProgress, Pace, RequestBody, ResponseBody};
 use super::client_io::ConnShared;
 use super::drain::Drains;
 use super::error::{BodyFault, ClientGone, ProxyError};
@@ -276,7 +276,11 @@ pub fn prepare_request(
         Some(limit) => Limited::new(body, limit as usize).boxed(),
         None => body.map_err(Into::into).boxed(),
     };
-    let (body, sent) = RequestBody::new(body, progress, settings.body_idle_timeout);
+    let pace = Pace {
+        idle: settings.body_idle_timeout,
+        min_rate: settings.min_body_rate,
+    };
+    let (body, sent) = RequestBody::new(body, progress, pace);
     Ok((Request::from_parts(parts, body.boxed()), sent))
 }
 

@@ -162,7 +162,8 @@ impl Upstreams {
             received: Arc::clone(&received),
         };
         let (sender, conn) = http1::Builder::new()
-            // hyper refuses a head that does not fit its buffer (8 KiB at least).
+            // A larger response head is an error (502), however it arrives.
+            .max_header_size(max_head)
             .max_buf_size(max_head.max(8192))
             .handshake(TokioIo::new(counted))
             .await?;
