@@ -10,7 +10,6 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::{BodyExt, Full};
 use tokio::sync::oneshot;
-use tokio::time::Sleep;
 
 use std::future::Future;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
@@ -18,6 +17,7 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use super::access::Completion;
 use super::client_io::InFlight;
 use super::error::BodyFault;
+use super::stall::Stall;
 
 /// Why a response was cut short.
 const DRAINED: &str = "the backend was drained and its drain timeout passed";
@@ -71,51 +71,6 @@ impl ResponseBody {
             _lease: ends.lease,
             stall: Stall::new(idle),
         }
-    }
-}
-
-/// A timer armed while a body has nothing to give, reset (not reallocated)
-/// when it gives something; it also adds up the time spent waiting.
-#[derive(Debug)]
-struct Stall {
-    idle: Duration,
-    timer: Option<Pin<Box<Sleep>>>,
-    /// Since when the body has had nothing, while it has nothing.
-    since: Option<tokio::time::Instant>,
-    waited: Duration,
-}
-
-impl Stall {
-    fn new(idle: Duration) -> Self {
-        Stall {
-            idle,
-            timer: None,
-            since: None,
-            waited: Duration::ZERO,
-        }
-    }
-
-    /// After a poll that was (not) pending: whether `idle` has passed
-    /// since it started waiting.
-    fn passed(&mut self, cx: &mut Context<'_>, pending: bool) -> bool {
-        if !pending {
-            if let Some(since) = self.since.take() {
-                self.waited += since.elapsed();
-            }
-            return false;
-        }
-        if self.since.is_none() {
-            let now = tokio::time::Instant::now();
-            self.since = Some(now);
-            let at = now + self.idle;
-            match &mut self.timer {
-                Some(timer) => timer.as_mut().reset(at),
-                None => self.timer = Some(Box::pin(tokio::time::sleep_until(at))),
-            }
-        }
-        self.timer
-            .as_mut()
-            .is_some_and(|timer| timer.as_mut().poll(cx).is_ready())
     }
 }
 
@@ -260,10 +215,10 @@ impl<B: Body<Data = Bytes, Error = BoxError>> Body for RequestBody<B> {
         }
         if let Poll::Ready(Some(Ok(frame))) = &polled {
             *this.bytes += frame.data_ref().map_or(0, |d| d.len() as u64);
-            let waited = this.stall.waited;
+            let waited = this.stall.waited();
             // A trickle (a byte every few seconds) never trips `idle`.
             if *this.min_rate > 0
-                && waited >= this.stall.idle.min(PACE_GRACE)
+                && waited >= this.stall.idle().min(PACE_GRACE)
                 && (*this.bytes as f64) < *this.min_rate as f64 * waited.as_secs_f64()
             {
                 polled = Poll::Ready(Some(Err(BodyFault::TimedOut.into())));

@@ -37,6 +37,7 @@ use tokio::time::{Instant, Sleep};
 use super::framing::FramingError;
 use super::headers::PeerIp;
 use super::proxy_protocol::{self, Refused};
+use super::stall::Stall;
 use super::tracker::{Tracker, Verdict, Verdicts};
 
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -155,9 +156,8 @@ pub struct ClientIo<T> {
     tracker: Option<Tracker>,
     timer: Option<Pin<Box<Sleep>>>,
     timer_at: Option<Instant>,
-    /// Armed while a write is pending.
-    write_timer: Option<Pin<Box<Sleep>>>,
-    write_armed: bool,
+    /// Armed while a write is pending (`send_idle`).
+    write_stall: Stall,
     /// The first bytes, while they may still be a PROXY protocol header
     /// that this peer may not send.
     guard: Option<Vec<u8>>,
@@ -180,8 +180,7 @@ impl<T> ClientIo<T> {
             tracker: Some(tracker),
             timer: None,
             timer_at: None,
-            write_timer: None,
-            write_armed: false,
+            write_stall: Stall::new(deadlines.send_idle),
             guard: deadlines.refuse_proxy_header.then(Vec::new),
             read_ahead: Bytes::new(),
         }
@@ -255,26 +254,6 @@ impl<T> ClientIo<T> {
             Phase::Head(since) => Some(since + self.deadlines.header_read),
             Phase::Idle(since) => Some(since + self.deadlines.idle),
         }
-    }
-
-    /// Track a write's progress: `true` once writes have been pending for
-    /// `send_idle`.
-    fn write_stalled(&mut self, cx: &mut Context<'_>, pending: bool) -> bool {
-        if !pending {
-            self.write_armed = false;
-            return false;
-        }
-        if !self.write_armed {
-            self.write_armed = true;
-            let at = Instant::now() + self.deadlines.send_idle;
-            match &mut self.write_timer {
-                Some(timer) => timer.as_mut().reset(at),
-                None => self.write_timer = Some(Box::pin(tokio::time::sleep_until(at))),
-            }
-        }
-        self.write_timer
-            .as_mut()
-            .is_some_and(|timer| timer.as_mut().poll(cx).is_ready())
     }
 
     /// Poll the armed deadline; `Ready` means it passed.
@@ -367,7 +346,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for ClientIo<T> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
-        match self.write_stalled(cx, polled.is_pending()) {
+        match self.write_stall.passed(cx, polled.is_pending()) {
             true => send_timed_out(),
             false => polled,
         }
@@ -379,7 +358,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for ClientIo<T> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        match self.write_stalled(cx, polled.is_pending()) {
+        match self.write_stall.passed(cx, polled.is_pending()) {
             true => send_timed_out(),
             false => polled,
         }
@@ -391,7 +370,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for ClientIo<T> {
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let polled = Pin::new(&mut self.inner).poll_flush(cx);
-        match self.write_stalled(cx, polled.is_pending()) {
+        match self.write_stall.passed(cx, polled.is_pending()) {
             true => send_timed_out(),
             false => polled,
         }

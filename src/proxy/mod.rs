@@ -35,6 +35,7 @@ pub mod pick;
 pub mod prefetch;
 pub mod proxy_protocol;
 pub mod request_id;
+pub mod stall;
 pub mod tracker;
 pub mod tunnel;
 pub mod upstream;
