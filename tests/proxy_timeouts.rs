@@ -122,3 +122,35 @@ async fn a_backend_that_stalls_mid_body_is_cut_off_after_response_body_idle() {
         String::from_utf8_lossy(&got)
     );
 }
+
+#[tokio::test]
+async fn an_http2_client_that_grants_no_window_is_disconnected_after_send_idle() {
+    use common::h2raw::{frame, literal, PREFACE};
+    let backend = Recorder::start().await;
+    let proxy = Proxy::start_with(&[backend.addr], |s| s.timeouts.send_idle = 1.0).await;
+    let mut stream = TcpStream::connect(proxy.addr).await.unwrap();
+    let mut out = PREFACE.to_vec();
+    // SETTINGS_INITIAL_WINDOW_SIZE (4) = 0: no response byte may be sent.
+    out.extend(frame(0x4, 0, 0, &[0, 4, 0, 0, 0, 0]));
+    for id in [1, 3, 5] {
+        let mut block = Vec::new();
+        for (name, value) in [
+            (":method", "GET"),
+            (":scheme", "http"),
+            (":authority", "a.example"),
+            (":path", "/"),
+        ] {
+            literal(&mut block, name, value);
+        }
+        out.extend(frame(0x1, 0x4 | 0x1, id, &block));
+    }
+    stream.write_all(&out).await.unwrap();
+    let (_, closed) = read_until_closed(&mut stream, Duration::from_secs(10)).await;
+    let closed = closed.expect("the connection is closed");
+    assert!(closed >= Duration::from_millis(900), "{closed:?}");
+    assert_eq!(
+        backend.requests().len(),
+        3,
+        "the backend answered all three"
+    );
+}

@@ -249,6 +249,8 @@ async fn every_pipelined_head_is_checked_however_it_arrives() {
         case("CL.TE after a 400", b"GET / HTTP/1.1\r\nHost: a..b\r\n\r\nPOST /2 HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", &[400, 400], &[]),
         case("a request hidden in a body is a body", b"POST /1 HTTP/1.1\r\nHost: a\r\nContent-Length: 33\r\n\r\nGET /hidden HTTP/1.1\r\nHost: a\r\n\r\nGET /3 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", &[200, 200], &["POST /1 GET /hidden HTTP/1.1\r\nHost: a\r\n\r\n", "GET /3"]),
         case("three good ones", b"GET /1 HTTP/1.1\r\nHost: a\r\n\r\nPOST /2 HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\nGET /3 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", &[200, 200, 200], &["GET /1", "POST /2 hi", "GET /3"]),
+        split("a GET body in a later write still goes", vec![b"GET /g HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n", b"5\r\nhello\r\n0\r\n\r\n"], &[200], &["GET /g hello"]),
+        case("a GET body with its head goes too", b"GET /g HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", &[200], &["GET /g hello"]),
         case("after an upgrade nothing is parsed", b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\nGET /2 HTTP/1.1\r\nHost: a\r\n\r\n", &[200], &["GET /ws"]),
     ])
     .await;

@@ -65,15 +65,22 @@ impl AllowedHosts {
     }
 }
 
-/// Middleware for every route of the admin and metrics listeners: refuse
-/// a request whose `Host` is not allowed (`403 host_not_allowed`) before
-/// anything else looks at it.
+/// Paths any `Host` may ask for: they answer a fixed `ok`-like body and
+/// reveal nothing a rebinding page could use, and health checkers often
+/// call them by a service name.
+const PROBES: [&str; 2] = ["/healthz", "/readyz"];
+
+/// Middleware for every route of the admin and metrics listeners but the
+/// probes: refuse a request whose `Host` is not allowed
+/// (`403 host_not_allowed`) before anything else looks at it.
 pub async fn require_allowed_host(
     State(hosts): State<Arc<AllowedHosts>>,
     request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    hosts.check(request.headers(), request.uri())?;
+    if !PROBES.contains(&request.uri().path()) {
+        hosts.check(request.headers(), request.uri())?;
+    }
     Ok(next.run(request).await)
 }
 

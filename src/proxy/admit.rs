@@ -24,45 +24,52 @@ use crate::routing::KeyError;
 /// Methods the proxy forwards, as an `OPTIONS` answered here lists them.
 const ALLOWED: &str = "GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS";
 
-/// A request let through: its HTTP/1 verdict (whose `last` decides whether
-/// the response closes the connection).
-pub struct Admitted {
-    pub verdict: Option<Arc<Verdict>>,
+/// What [`admit`] decided: `Ok(None)` lets the request through,
+/// `Ok(Some(response))` is an answer made here.
+pub type Admission = Result<Option<Response<UpstreamBody>>, ProxyError>;
+
+/// Refuse or answer `req` before routing. Also returns its HTTP/1 verdict
+/// (whose `last` decides whether the response closes the connection),
+/// whatever the decision.
+pub fn admit<B>(conn: &ConnShared, req: &mut Request<B>) -> (Option<Arc<Verdict>>, Admission) {
+    match req.version() {
+        Version::HTTP_2 => (
+            None,
+            check_h2_values(req.headers()).and_then(|()| rules(req)),
+        ),
+        _ => match conn.take_verdict() {
+            Err(unchecked) => (None, Err(unchecked.into())),
+            Ok(verdict) => {
+                let decision = match (verdict.head(), verdict.body_malformed()) {
+                    (Err(problem), _) => Err(problem.into()),
+                    (Ok(()), true) => Err(BodyFault::Malformed.into()),
+                    (Ok(()), false) => rules(req),
+                };
+                (Some(verdict), decision)
+            }
+        },
+    }
 }
 
-/// Refuse or answer `req` before routing; `Ok(Err(response))` is an answer.
-pub fn admit<B>(
-    conn: &ConnShared,
-    req: &mut Request<B>,
-) -> Result<Result<Admitted, Response<UpstreamBody>>, ProxyError> {
-    let verdict = match req.version() {
-        Version::HTTP_2 => {
-            check_h2_values(req.headers())?;
-            None
+/// Method and `Host` rules, for both protocols.
+fn rules<B>(req: &mut Request<B>) -> Admission {
+    let method = req.method().as_str();
+    if method.eq_ignore_ascii_case("CONNECT") {
+        return Err(ProxyError::Connect);
+    }
+    // `trace` is another method to HTTP, not to every backend.
+    if method.eq_ignore_ascii_case("TRACE") {
+        return Err(ProxyError::Trace);
+    }
+    if *req.method() == Method::OPTIONS {
+        if let Some(answer) = max_forwards(req.headers_mut()) {
+            return Ok(Some(answer));
         }
-        _ => {
-            let verdict = conn.take_verdict()?;
-            verdict.head()?;
-            if verdict.body_malformed() {
-                return Err(BodyFault::Malformed.into());
-            }
-            Some(verdict)
-        }
-    };
-    match *req.method() {
-        Method::CONNECT => return Err(ProxyError::Connect),
-        Method::TRACE => return Err(ProxyError::Trace),
-        Method::OPTIONS => {
-            if let Some(answer) = max_forwards(req.headers_mut()) {
-                return Ok(Err(answer));
-            }
-        }
-        _ => {}
     }
     if req.version() == Version::HTTP_11 && !req.headers().contains_key(header::HOST) {
         return Err(KeyError::MissingHost.into());
     }
-    Ok(Ok(Admitted { verdict }))
+    Ok(None)
 }
 
 /// `Max-Forwards` of an `OPTIONS`: `0` is answered here, more is decremented.

@@ -15,7 +15,7 @@ use std::future::Future;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use super::access::Completion;
-use super::client_io::InFlight;
+use super::client_io::{BodyWaiting, InFlight};
 use super::error::BodyFault;
 use super::stall::Stall;
 
@@ -55,6 +55,8 @@ pin_project_lite::pin_project! {
         _lease: Option<Lease>,
         // Armed while the backend has no byte for us.
         stall: Stall,
+        // HTTP/2: set while hyper has not come back for the next frame.
+        waiting: Option<BodyWaiting>,
     }
 }
 
@@ -62,7 +64,14 @@ impl ResponseBody {
     /// Wrap `inner`, holding `ends` until the body is done; a body that has
     /// nothing for `idle` ends with an error.
     pub fn new(inner: UpstreamBody, ends: BodyEnds, idle: Duration) -> Self {
+        // hyper's HTTP/2 side waits for window before it polls at all.
+        let waiting = ends
+            .in_flight
+            .as_ref()
+            .filter(|_| !inner.is_end_stream())
+            .and_then(|f| f.conn().body_waiting());
         ResponseBody {
+            waiting,
             inner,
             _in_flight: ends.in_flight,
             completion: ends.completion,
@@ -96,6 +105,7 @@ impl Body for ResponseBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.project();
+        *this.waiting = None;
         if this
             .closing
             .as_ref()
@@ -111,6 +121,12 @@ impl Body for ResponseBody {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
                     this.completion.bytes_out += data.len() as u64;
+                    // hyper holds the frame until the client grants window,
+                    // then polls again (or, after the last one, drops us).
+                    *this.waiting = this
+                        ._in_flight
+                        .as_ref()
+                        .and_then(|f| f.conn().body_waiting());
                 }
             }
             Poll::Pending => {

@@ -14,7 +14,11 @@
 //!
 //! and, for writes, one more: a client that accepts no byte of what we
 //! write for `send_idle` is disconnected, so a reader that stalls cannot
-//! pin a response (and its backend connection) forever.
+//! pin a response (and its backend connection) forever. Over HTTP/2 a
+//! client can also stall a response by granting no flow-control window:
+//! then nothing is even written. So an HTTP/2 response body that hyper has
+//! not come back to for `send_idle` (it waits for window) fails the
+//! connection too ([`ConnShared::body_waiting`]).
 //!
 //! A missed deadline ends the connection (like nginx, no `408` is sent).
 //! For HTTP/1 the wrapper also hands every byte it reads to a
@@ -25,7 +29,7 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
@@ -56,6 +60,12 @@ pub struct ConnShared {
     /// The read that was left pending while busy: woken when the connection
     /// turns idle so that the idle deadline gets armed.
     parked_reader: Mutex<Option<Waker>>,
+    /// Whether the connection speaks HTTP/2.
+    h2: AtomicBool,
+    /// HTTP/2 response bodies waiting for hyper to poll them (for window),
+    /// with since when.
+    waiting: Mutex<Vec<(u64, Instant)>>,
+    next_body: AtomicU64,
 }
 
 impl ConnShared {
@@ -68,6 +78,9 @@ impl ConnShared {
             verdicts: Arc::default(),
             refused: OnceLock::new(),
             parked_reader: Mutex::default(),
+            h2: AtomicBool::new(false),
+            waiting: Mutex::default(),
+            next_body: AtomicU64::new(0),
         }
     }
 
@@ -92,11 +105,69 @@ impl ConnShared {
     fn busy(&self) -> bool {
         self.in_flight.load(Ordering::Acquire) > 0
     }
+
+    /// An HTTP/2 response body now waits for hyper to poll it; `None` on
+    /// HTTP/1 (where a stalled reader shows as a pending write). Dropping
+    /// the guard ends the wait.
+    pub fn body_waiting(self: &Arc<Self>) -> Option<BodyWaiting> {
+        if !self.h2.load(Ordering::Relaxed) {
+            return None;
+        }
+        let id = self.next_body.fetch_add(1, Ordering::Relaxed);
+        let mut waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+        waiting.push((id, Instant::now()));
+        if waiting.len() == 1 {
+            drop(waiting);
+            // The read side may be parked without a deadline.
+            if let Some(waker) = self
+                .parked_reader
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take()
+            {
+                waker.wake();
+            }
+        }
+        Some(BodyWaiting {
+            conn: Arc::clone(self),
+            id,
+        })
+    }
+
+    /// Since when the longest-waiting HTTP/2 response body has waited.
+    fn oldest_waiting(&self) -> Option<Instant> {
+        let waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+        waiting.iter().map(|&(_, since)| since).min()
+    }
+}
+
+/// An HTTP/2 response body waiting for hyper (see [`ConnShared::body_waiting`]).
+#[derive(Debug)]
+pub struct BodyWaiting {
+    conn: Arc<ConnShared>,
+    id: u64,
+}
+
+impl Drop for BodyWaiting {
+    fn drop(&mut self) {
+        self.conn
+            .waiting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|&(id, _)| id != self.id);
+    }
 }
 
 /// Keeps a request counted as in flight until dropped.
 #[derive(Debug)]
 pub struct InFlight(Arc<ConnShared>);
+
+impl InFlight {
+    /// The connection the request is on.
+    pub fn conn(&self) -> &Arc<ConnShared> {
+        &self.0
+    }
+}
 
 impl Drop for InFlight {
     fn drop(&mut self) {
@@ -229,6 +300,7 @@ impl<T> ClientIo<T> {
                 self.protocol = Protocol::Http1;
             } else if self.sniffed.len() == H2_PREFACE.len() {
                 self.protocol = Protocol::Http2;
+                self.shared.h2.store(true, Ordering::Relaxed);
                 self.tracker = None;
             }
         }
@@ -245,6 +317,10 @@ impl<T> ClientIo<T> {
     /// The deadline for a pending read, if one applies now.
     fn deadline(&self) -> Option<Instant> {
         match self.phase {
+            Phase::Busy if self.protocol == Protocol::Http2 => self
+                .shared
+                .oldest_waiting()
+                .map(|since| since + self.deadlines.send_idle),
             Phase::Busy => None,
             // An HTTP/2 connection with no stream open is idle, whatever
             // control frames (PING, SETTINGS) arrive.

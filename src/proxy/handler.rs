@@ -115,15 +115,10 @@ pub async fn handle(
         started,
         access,
     );
-    let admitted = admit(&conn, &mut req);
-    let verdict = admitted
-        .as_ref()
-        .ok()
-        .and_then(|a| a.as_ref().ok())
-        .and_then(|a| a.verdict.clone());
-    let answered = match admitted {
-        Ok(Ok(_)) => proxy.proxy_request(&conn, req, &mut pending.trace).await,
-        Ok(Err(answer)) => Ok(answer),
+    let (verdict, admission) = admit(&conn, &mut req);
+    let answered = match admission {
+        Ok(None) => proxy.proxy_request(&conn, req, &mut pending.trace).await,
+        Ok(Some(answer)) => Ok(answer),
         Err(err) => Err(err),
     };
     let (mut response, gone) = match answered {
@@ -156,8 +151,9 @@ impl Proxy {
         trace: &mut Trace,
     ) -> Result<Response<UpstreamBody>, ProxyError> {
         // Guards from `load()` must not live across an await (arc-swap's
-        // fast path has a few slots per thread): settings are read up to
-        // here, and the snapshot is an `Arc` held for failover.
+        // fast path has a few slots per thread): settings are read before
+        // and after the prefetch, and the snapshot is an `Arc` held for
+        // failover.
         let settings = self.settings.load();
         let (key, rule) = routing_key_of(&req, &settings.reload_scope)?;
         if trace.log {
@@ -169,28 +165,28 @@ impl Proxy {
             .then(|| headers::upgrade_protocol(req.headers(), &settings.upgrade_protocols))
             .flatten();
         let client_upgrade = protocol.is_some().then(|| hyper::upgrade::on(&mut req));
-        if !req.body().is_end_stream() {
-            trace.body = Some(Arc::default());
-        }
+        let max_body = settings.max_body_bytes;
+        drop(settings);
+        let (parts, body) = req.into_parts();
+        let body: UpstreamBody = body.map_err(Into::into).boxed();
+        let body = match body.is_end_stream() {
+            true => body,
+            false => {
+                trace.body = Some(Arc::default());
+                prefetch(body, max_body)
+                    .await
+                    .map_err(|err| ProxyError::Body(BodyFault::of(&*err)))?
+            }
+        };
+        let settings = self.settings.load();
         let (req, body_sent) = prepare_request(
-            req,
+            Request::from_parts(parts, body),
             &conn.peer_ip,
             &settings,
             protocol.clone(),
             trace.body.clone(),
         )?;
         drop(settings);
-        let req = match req.body().is_end_stream() {
-            true => req,
-            false => {
-                let (parts, body) = req.into_parts();
-                let body = prefetch(body).await.map_err(|err| {
-                    let fault = trace.body.as_deref().and_then(BodyProgress::fault);
-                    ProxyError::Body(fault.unwrap_or_else(|| BodyFault::of(&*err)))
-                })?;
-                Request::from_parts(parts, body)
-            }
-        };
         let (backend, mut response) = self
             .forward(&snapshot, &key, picked, req, body_sent, trace)
             .await?;
@@ -229,7 +225,7 @@ impl Proxy {
 /// `Host` and body; origin-form target; hop-by-hop headers removed;
 /// `X-Forwarded-*` set. Returns a receiver that fires once the body is sent.
 pub fn prepare_request(
-    req: Request<Incoming>,
+    req: Request<UpstreamBody>,
     peer: &PeerIp,
     settings: &ProxySettings,
     upgrade: Option<HeaderValue>,
@@ -272,9 +268,20 @@ pub fn prepare_request(
     parts.headers.insert(header::HOST, host);
     parts.uri = origin_form(&parts.uri);
     parts.version = Version::HTTP_11;
+    // A body of unknown length goes out chunked whatever the method (hyper
+    // would drop a GET's), one of known length with its length.
+    if !body.is_end_stream()
+        && body.size_hint().exact().is_none()
+        && !parts.headers.contains_key(header::CONTENT_LENGTH)
+    {
+        parts.headers.insert(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
+    }
     let body: UpstreamBody = match settings.max_body_bytes {
         Some(limit) => Limited::new(body, limit as usize).boxed(),
-        None => body.map_err(Into::into).boxed(),
+        None => body,
     };
     let pace = Pace {
         idle: settings.body_idle_timeout,

@@ -40,11 +40,12 @@ pub fn upgrade_protocol(headers: &HeaderMap, allowed: &[String]) -> Option<Heade
 }
 
 /// Whether a `101` names the protocol the request asked for (a backend may
-/// not switch to another one).
+/// not switch to another one; versions after `/` are not compared).
 pub fn switched_to(headers: &HeaderMap, asked: &HeaderValue) -> bool {
+    let name = |p: &str| p.split('/').next().unwrap_or_default().to_owned();
     let mut protocols = headers.get_all(header::UPGRADE).iter().flat_map(tokens);
-    let asked = asked.to_str().unwrap_or_default();
-    matches!((protocols.next(), protocols.next()), (Some(p), None) if p.eq_ignore_ascii_case(asked))
+    let asked = name(asked.to_str().unwrap_or_default());
+    matches!((protocols.next(), protocols.next()), (Some(p), None) if name(p).eq_ignore_ascii_case(&asked))
 }
 
 fn tokens(value: &HeaderValue) -> impl Iterator<Item = &str> {
@@ -238,6 +239,8 @@ mod tests {
         let asked = HeaderValue::from_static("websocket");
         assert!(switched_to(&map(&[("upgrade", "WebSocket")]), &asked));
         assert!(!switched_to(&map(&[("upgrade", "h2c")]), &asked));
+        let versioned = HeaderValue::from_static("WebSocket/13");
+        assert!(switched_to(&map(&[("upgrade", "websocket")]), &versioned));
     }
 
     #[test]

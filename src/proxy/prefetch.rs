@@ -19,6 +19,7 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 
+use super::error::BodyFault;
 use super::upstream::{BoxError, UpstreamBody};
 
 /// Most bytes held back before the head goes out.
@@ -27,8 +28,9 @@ pub const PREFETCH_LIMIT: usize = 64 * 1024;
 /// Rounds of letting hyper decode more without anything new arriving.
 const IDLE_ROUNDS: usize = 2;
 
-/// Read what of `body` is ready now; an error is the body's own.
-pub async fn prefetch(mut body: UpstreamBody) -> Result<UpstreamBody, BoxError> {
+/// Read what of `body` is ready now; an error is the body's own (one over
+/// `max` bytes is [`BodyFault::TooLarge`]).
+pub async fn prefetch(mut body: UpstreamBody, max: Option<u64>) -> Result<UpstreamBody, BoxError> {
     let mut ready = VecDeque::new();
     let mut bytes = 0;
     let mut idle = 0;
@@ -39,6 +41,9 @@ pub async fn prefetch(mut body: UpstreamBody) -> Result<UpstreamBody, BoxError> 
             Poll::Ready(Some(frame)) => {
                 let frame = frame?;
                 bytes += frame.data_ref().map_or(0, Bytes::len);
+                if max.is_some_and(|max| bytes as u64 > max) {
+                    return Err(BodyFault::TooLarge.into());
+                }
                 ready.push_back(frame);
                 idle = 0;
             }
@@ -128,7 +133,7 @@ mod tests {
     #[tokio::test]
     async fn a_body_that_is_all_here_is_sent_whole_with_its_length() {
         let body = boxed(Full::new(Bytes::from_static(b"hello")).map_err(|n| match n {}));
-        let body = prefetch(body).await.unwrap();
+        let body = prefetch(body, None).await.unwrap();
         assert_eq!(body.size_hint().exact(), Some(5));
         assert_eq!(body.collect().await.unwrap().to_bytes(), "hello");
     }
@@ -140,7 +145,7 @@ mod tests {
             Err("bad chunk".into()),
         ];
         let body = boxed(StreamBody::new(futures_util::stream::iter(frames)));
-        assert!(prefetch(body).await.is_err());
+        assert!(prefetch(body, None).await.is_err());
     }
 
     #[tokio::test]
@@ -150,7 +155,9 @@ mod tests {
             .await
             .unwrap();
         let stream = tokio_stream_of(rx);
-        let body = prefetch(boxed(StreamBody::new(stream))).await.unwrap();
+        let body = prefetch(boxed(StreamBody::new(stream)), None)
+            .await
+            .unwrap();
         tx.send(Ok(Frame::data(Bytes::from_static(b"second"))))
             .await
             .unwrap();
