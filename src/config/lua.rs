@@ -22,7 +22,12 @@ pub fn load_file(path: &Path) -> Result<Settings, ConfigError> {
 
 /// Evaluate Lua `source` (named `name` in messages) into settings.
 pub fn load_str(source: &str, name: &str) -> Result<Settings, ConfigError> {
-    let lua = Lua::new();
+    load_in(&Lua::new(), source, name)
+}
+
+/// [`load_str`] in a VM the caller made: the fuzz target (`fuzz/`) bounds
+/// its memory and instruction count, which a fresh `Lua::new()` does not.
+pub fn load_in(lua: &Lua, source: &str, name: &str) -> Result<Settings, ConfigError> {
     let value: Value = lua
         .load(source)
         .set_name(format!("@{name}"))
