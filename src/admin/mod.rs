@@ -36,6 +36,7 @@ use crate::sync::{DbStatus, Publisher};
 use crate::telemetry::Telemetry;
 
 pub use auth::{AdminToken, Origins};
+pub use backends::{validate_new, validate_patch, validate_replacement};
 use error::ApiError;
 pub use server::serve;
 
