@@ -135,6 +135,16 @@ fn validation_refuses_bad_values_with_the_key_name() {
         "return { trusted_proxies = { '10.0.0.0/99' } }",
         "trusted_proxies",
     );
+    // Even while their check is off (found by fuzz/: `--check` printed
+    // the config without them, so it read back as the defaults).
+    check(
+        "return { health = { active = { enabled = false, interval = 0/0 } } }",
+        "health.active.interval",
+    );
+    check(
+        "return { health = { passive = { enabled = false, cooldown = 1/0 } } }",
+        "health.passive.cooldown",
+    );
 }
 
 #[test]
