@@ -100,6 +100,11 @@ fn wrong_types_and_bad_lua_are_errors() {
     );
     assert!(error_of("return 42").contains("must return a table"));
     assert!(error_of("error('boom')").contains("boom"));
+    // A config that never ends or eats memory is refused, not obeyed.
+    let endless = error_of("while true do end return {}");
+    assert!(endless.contains("ran longer than 5 s"), "{endless}");
+    let greedy = error_of("local t = {} for i = 1, 1e9 do t[i] = i end return {}");
+    assert!(greedy.to_lowercase().contains("memory"), "{greedy}");
 }
 
 #[test]
@@ -142,6 +147,16 @@ fn validation_refuses_bad_values_with_the_key_name() {
     check(
         "return { upgrade_protocols = { 'web socket' } }",
         "upgrade_protocols",
+    );
+    // Even while their check is off (found by fuzz/: `--check` printed
+    // the config without them, so it read back as the defaults).
+    check(
+        "return { health = { active = { enabled = false, interval = 0/0 } } }",
+        "health.active.interval",
+    );
+    check(
+        "return { health = { passive = { enabled = false, cooldown = 1/0 } } }",
+        "health.passive.cooldown",
     );
 }
 

@@ -43,8 +43,7 @@ pub async fn create(
     State(state): State<AdminState>,
     JsonBody(body): JsonBody<NewBackend>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let address = parse_address(&body.address.0)?;
-    let weight = check_weight(body.weight)?;
+    let (address, weight) = validate_new(&body)?;
     let (membership, record) = state.store.create(&address, weight).await?;
     state.publish(membership).await?;
     let location = format!("/api/v1/backends/{}", record.id);
@@ -92,14 +91,7 @@ pub async fn update(
     JsonBody(patch): JsonBody<BackendPatch>,
 ) -> Result<Json<BackendView>, ApiError> {
     let id = parse_id(&id)?;
-    if patch.state.is_none() && patch.weight.is_none() {
-        return Err(ApiError::invalid(
-            ErrorCode::EmptyPatch,
-            "nothing to change: give `state` (\"active\" or \"draining\") and/or `weight`",
-        ));
-    }
-    let weight = patch.weight.map(|w| check_weight(Some(w))).transpose()?;
-    let state_change = patch.state.map(BackendState::from);
+    let (state_change, weight) = validate_patch(&patch)?;
     let (membership, record) = state.store.update(id, state_change, weight).await?;
     state.publish(membership).await?;
     Ok(Json(BackendView::new(&record, &state.health)))
@@ -134,6 +126,38 @@ pub async fn replace(
     State(state): State<AdminState>,
     JsonBody(body): JsonBody<Replacement>,
 ) -> Result<Json<BackendList>, ApiError> {
+    let wanted = validate_replacement(&body)?;
+    let membership = state.store.replace(&wanted).await?;
+    let list = list_of(&membership, &state.health);
+    state.publish(membership).await?;
+    Ok(Json(list))
+}
+
+/// A `POST` body as the handler checks it: the canonical address and the weight.
+pub fn validate_new(body: &NewBackend) -> Result<(BackendAddr, u32), ApiError> {
+    Ok((parse_address(&body.address.0)?, check_weight(body.weight)?))
+}
+
+/// A `PATCH` body as the handler checks it: the new state and weight, at
+/// least one of them.
+pub fn validate_patch(
+    patch: &BackendPatch,
+) -> Result<(Option<BackendState>, Option<u32>), ApiError> {
+    if patch.state.is_none() && patch.weight.is_none() {
+        return Err(ApiError::invalid(
+            ErrorCode::EmptyPatch,
+            "nothing to change: give `state` (\"active\" or \"draining\") and/or `weight`",
+        ));
+    }
+    let weight = patch.weight.map(|w| check_weight(Some(w))).transpose()?;
+    Ok((patch.state.map(BackendState::from), weight))
+}
+
+/// A `PUT` body as the handler checks it: the whole new pool, each address
+/// once.
+pub fn validate_replacement(
+    body: &Replacement,
+) -> Result<Vec<(BackendAddr, u32, BackendState)>, ApiError> {
     let mut seen = HashSet::new();
     let mut wanted = Vec::with_capacity(body.backends.len());
     for (i, entry) in body.backends.iter().enumerate() {
@@ -152,10 +176,7 @@ pub async fn replace(
         let state = entry.state.map_or(BackendState::Active, Into::into);
         wanted.push((address, weight, state));
     }
-    let membership = state.store.replace(&wanted).await?;
-    let list = list_of(&membership, &state.health);
-    state.publish(membership).await?;
-    Ok(Json(list))
+    Ok(wanted)
 }
 
 fn list_of(membership: &Membership, health: &Health) -> BackendList {

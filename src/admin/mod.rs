@@ -40,6 +40,7 @@ use crate::sync::{DbStatus, Publisher};
 use crate::telemetry::Telemetry;
 
 pub use auth::AdminToken;
+pub use backends::{validate_new, validate_patch, validate_replacement};
 pub use browser::{AllowedHosts, Origins};
 use error::ApiError;
 pub use server::serve;

@@ -115,7 +115,13 @@ impl HealthSettings {
     /// Check the values; disabled parts become `None`.
     pub fn validate(&self) -> Result<HealthConfig, ConfigError> {
         let seconds = |name: &str, v: f64| super::seconds(&format!("health.{name}"), v);
-        let a = &self.active;
+        let (a, p) = (&self.active, &self.passive);
+        // Checked even while their part is off, like `access_log.sample`:
+        // `--check` prints the settings back as Lua, where a NaN or an
+        // infinity would vanish and read back as the default.
+        let interval = seconds("active.interval", a.interval)?;
+        let timeout = seconds("active.timeout", a.timeout)?;
+        let cooldown = seconds("passive.cooldown", p.cooldown)?;
         let active = if a.enabled {
             if !a.path.starts_with('/') || a.path.parse::<http::uri::PathAndQuery>().is_err() {
                 return Err(ConfigError::Invalid(
@@ -143,8 +149,8 @@ impl HealthSettings {
             Some(ActiveCheck {
                 path: a.path.clone(),
                 host: a.host.clone(),
-                interval: seconds("active.interval", a.interval)?,
-                timeout: seconds("active.timeout", a.timeout)?,
+                interval,
+                timeout,
                 healthy_threshold: a.healthy_threshold,
                 unhealthy_threshold: a.unhealthy_threshold,
                 expect_status: low..=high,
@@ -152,7 +158,6 @@ impl HealthSettings {
         } else {
             None
         };
-        let p = &self.passive;
         let passive = if p.enabled {
             if p.failures == 0 {
                 return Err(ConfigError::Invalid(
@@ -170,7 +175,7 @@ impl HealthSettings {
             }
             Some(PassiveCheck {
                 failures: p.failures,
-                cooldown: seconds("passive.cooldown", p.cooldown)?,
+                cooldown,
                 failure_statuses: p.failure_statuses.clone(),
             })
         } else {

@@ -23,6 +23,41 @@ pub fn load_file(path: &Path) -> Result<Settings, ConfigError> {
 /// Evaluate Lua `source` (named `name` in messages) into settings.
 pub fn load_str(source: &str, name: &str) -> Result<Settings, ConfigError> {
     let lua = Lua::new();
+    bound(&lua)?;
+    load_in(&lua, source, name)
+}
+
+/// Most memory a config file's Lua may use.
+const MEMORY_LIMIT: usize = 64 << 20;
+/// Longest a config file may run: a loop that never ends is refused (at
+/// start, by `--check`, and on SIGHUP, where it would otherwise hold the
+/// signal task and make the process ignore SIGTERM).
+const TIME_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Bound the VM's memory and running time.
+fn bound(lua: &Lua) -> Result<(), ConfigError> {
+    let lua_error = |e: mlua::Error| ConfigError::Lua(lua_message(&e));
+    lua.set_memory_limit(MEMORY_LIMIT).map_err(lua_error)?;
+    let deadline = std::time::Instant::now() + TIME_LIMIT;
+    lua.set_global_hook(
+        mlua::HookTriggers::new().every_nth_instruction(10_000),
+        move |_, _| {
+            if std::time::Instant::now() > deadline {
+                Err(mlua::Error::runtime(format!(
+                    "the config ran longer than {} s",
+                    TIME_LIMIT.as_secs()
+                )))
+            } else {
+                Ok(mlua::VmState::Continue)
+            }
+        },
+    )
+    .map_err(lua_error)
+}
+
+/// [`load_str`] in a VM the caller made: the fuzz target (`fuzz/`) bounds
+/// its memory and instruction count, which a fresh `Lua::new()` does not.
+pub fn load_in(lua: &Lua, source: &str, name: &str) -> Result<Settings, ConfigError> {
     let value: Value = lua
         .load(source)
         .set_name(format!("@{name}"))

@@ -1,0 +1,1 @@
+return { health = { passive = { enabled = false, cooldown = 1/0 } } }

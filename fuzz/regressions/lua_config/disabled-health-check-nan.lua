@@ -1,0 +1,1 @@
+return { health = { active = { interval = 0/0 } } }
