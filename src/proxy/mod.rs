@@ -5,8 +5,14 @@
 //! - [`serve`]: the accept loop (connection limit, TCP_NODELAY, one task per
 //!   connection, graceful shutdown); [`proxy_protocol`]: the header a trusted
 //!   TCP balancer sends first.
-//! - [`client_io`]: per-connection deadlines and HTTP/1 head checks.
-//! - [`framing`]: ambiguous framing hyper would accept.
+//! - [`client_io`]: per-connection deadlines (read, write, HTTP/2 window);
+//!   [`conn`]: what a connection's I/O and its requests share;
+//!   [`tracker`]: every HTTP/1 head and body followed, one verdict per
+//!   request; [`framing`]: one head's checks (ambiguous framing hyper would
+//!   accept).
+//! - [`admit`]: what is refused or answered before routing; [`prefetch`]:
+//!   a body's first bytes judged before the head goes out; [`stall`]: the
+//!   idle timer of bodies and writes.
 //! - [`handler`]: the request phases; [`pick`]: candidates by hash order
 //!   and health; [`forward`]: failover, safe resends, whose fault a failure is.
 //! - [`request_id`]: `X-Request-Id`, kept or made.
@@ -25,6 +31,7 @@ pub mod access;
 pub mod admit;
 pub mod body;
 pub mod client_io;
+pub mod conn;
 pub mod drain;
 pub mod error;
 pub mod forward;
