@@ -22,10 +22,13 @@ Latency is counted from the time a request was scheduled (open loop: a
 stall is not hidden by coordinated omission); a failed or timed-out
 request counts as infinitely slow. The timeline per attack is: warm-up,
 BEFORE seconds, the attack for DURING seconds, a settle pause, AFTER
-seconds. This process samples the proxy's VmRSS and open fds every 0.25 s
+seconds, then the same attack again for DURING/2 seconds (does memory keep
+growing?). This process samples the proxy's VmRSS and open fds every 0.25 s
 (before: median of the before window; during: peak; after: the last
-sample) and runs the attack itself with asyncio, bounded in time and in
-connections. Everything is on 127.0.0.1.
+sample), the CPU of the proxy, the backend and itself, and the host's TCP
+memory and TIME_WAIT count, and runs the attack itself with asyncio,
+bounded in time and in connections. Everything is on 127.0.0.1. Attack
+names (for --only) are the first column of the table (ATTACKS below).
 """
 import argparse
 import asyncio
@@ -1112,6 +1115,16 @@ before = median of the before window, during = peak, after = last sample.
 The proxy, the backend and the victims run at nice -10 (`--nice`): the
 machine is shared with builds and tests, and this keeps their noise out of
 the measurement; the attacker keeps the default priority.
+
+Proxy settings (Lua, written per attack): the defaults (`header_read` 10 s,
+`idle` 60 s, `h2_max_streams` 100, `max_connections` 10,000, workers = cores
+= 2) except `body_idle` 10 s (default 60 s, so that the silent-body attack
+ends within its window), `backend_idle` 5 s (default 30 s, so that backend
+connections pooled during an attack are gone by the end of the after
+window and the fd count shows anything else left open), `max_connections`
+12,000 for the 10k-idle attack (the victims need slots too) and 256 for the
+flood; access log off. The proxy does not set its own fd limit: it runs with
+the soft `RLIMIT_NOFILE` it inherits (the wrapper raises it to the hard limit).
 
 """
 
