@@ -12,7 +12,8 @@
 //!   accept).
 //! - [`admit`]: what is refused or answered before routing; [`prefetch`]:
 //!   a body's first bytes judged before the head goes out; [`stall`]: the
-//!   idle timer of bodies and writes.
+//!   idle timer of bodies and writes; [`on_read`]: a stream that reports
+//!   its reads (tunnel idle clock, backend byte count).
 //! - [`handler`]: the request phases; [`pick`]: candidates by hash order
 //!   and health; [`forward`]: failover, safe resends, whose fault a failure is.
 //! - [`request_id`]: `X-Request-Id`, kept or made.
@@ -38,6 +39,7 @@ pub mod forward;
 pub mod framing;
 pub mod handler;
 pub mod headers;
+pub mod on_read;
 pub mod pick;
 pub mod prefetch;
 pub mod proxy_protocol;

@@ -3,20 +3,17 @@
 //! closes, the backend's drain times out, or no byte has moved either way
 //! for `timeouts.tunnel_idle`.
 
-use std::io;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::client_io::InFlight;
+use super::on_read::OnRead;
 use crate::telemetry::BackendInFlight;
 
 /// Copy bytes both ways between an upgraded client and backend connection.
@@ -37,8 +34,8 @@ pub async fn tunnel(
         }
     };
     let clock = Activity::default();
-    let mut client = Watched::new(TokioIo::new(client), &clock);
-    let mut backend = Watched::new(TokioIo::new(backend), &clock);
+    let mut client = watched(TokioIo::new(client), &clock);
+    let mut backend = watched(TokioIo::new(backend), &clock);
     tokio::select! {
         copied = tokio::io::copy_bidirectional(&mut client, &mut backend) => {
             if let Err(err) = copied {
@@ -86,50 +83,9 @@ impl Activity {
     }
 }
 
-/// A stream that notes every byte moved in its [`Activity`].
-struct Watched<T> {
-    inner: T,
-    clock: Activity,
-}
-
-impl<T> Watched<T> {
-    fn new(inner: T, clock: &Activity) -> Self {
-        Watched {
-            inner,
-            clock: clock.clone(),
-        }
-    }
-}
-
-impl<T: AsyncRead + Unpin> AsyncRead for Watched<T> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if buf.filled().len() > before {
-            self.clock.touch();
-        }
-        polled
-    }
-}
-
-impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
+/// `inner`, noting every byte it reads in `clock` (what the tunnel writes
+/// on one side it has read on the other).
+fn watched<T>(inner: T, clock: &Activity) -> OnRead<T, impl FnMut(usize) + Unpin> {
+    let clock = clock.clone();
+    OnRead::new(inner, move |_| clock.touch())
 }

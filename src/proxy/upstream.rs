@@ -15,20 +15,18 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
+use super::on_read::OnRead;
 use crate::config::SharedSettings;
 use crate::health::Fault;
 use crate::routing::BackendAddr;
@@ -157,10 +155,10 @@ impl Upstreams {
             .map_err(|_| ConnectError::Timeout)??;
         stream.set_nodelay(true)?;
         let received = Arc::new(AtomicU64::new(0));
-        let counted = Counted {
-            inner: stream,
-            received: Arc::clone(&received),
-        };
+        let counter = Arc::clone(&received);
+        let counted = OnRead::new(stream, move |n| {
+            counter.fetch_add(n as u64, Ordering::Relaxed);
+        });
         let (sender, conn) = http1::Builder::new()
             // A larger response head is an error (502), however it arrives.
             .max_header_size(max_head)
@@ -258,57 +256,5 @@ impl Drop for Lease {
                 pool.put_idle(addr, conn);
             }
         });
-    }
-}
-
-/// A backend stream that counts the bytes it reads.
-struct Counted {
-    inner: TcpStream,
-    received: Arc<AtomicU64>,
-}
-
-impl AsyncRead for Counted {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
-        let read = buf.filled().len() - before;
-        if read > 0 {
-            self.received.fetch_add(read as u64, Ordering::Relaxed);
-        }
-        polled
-    }
-}
-
-impl AsyncWrite for Counted {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
