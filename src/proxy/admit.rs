@@ -22,7 +22,7 @@ use super::upstream::UpstreamBody;
 use crate::routing::KeyError;
 
 /// Methods the proxy forwards, as an `OPTIONS` answered here lists them.
-const ALLOWED: &str = "GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS";
+pub const ALLOWED: &str = "GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS";
 
 /// What [`admit`] decided: `Ok(None)` lets the request through,
 /// `Ok(Some(response))` is an answer made here.

@@ -141,7 +141,7 @@ impl ProxyError {
             ProxyError::Trace => {
                 headers.insert(
                     header::ALLOW,
-                    HeaderValue::from_static("GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS"),
+                    HeaderValue::from_static(super::admit::ALLOWED),
                 );
             }
             // After ambiguous framing, an unread body or a refused CONNECT
