@@ -41,6 +41,7 @@ impl App {
     /// the shared store is changed.
     pub async fn build(settings: &Settings) -> anyhow::Result<App> {
         let checked = settings.check()?;
+        crate::listen::raise_open_file_limit(settings.limits.max_connections);
         let listener = bind(settings.listen, "proxy").await?;
         let admin_listener = bind(settings.admin.listen, "admin").await?;
         let metrics_listener = match settings.metrics_listen {

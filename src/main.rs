@@ -160,9 +160,14 @@ fn reload(flags: &Flags, reloader: &switchyard::Reloader) {
     }
 }
 
+/// The log filter when `RUST_LOG` is not set. The `h2` crate warns once per
+/// HTTP/2 connection it closes for resetting streams too fast: a line per
+/// attacker connection, at the attacker's rate.
+const DEFAULT_LOG_FILTER: &str = "info,h2=error";
+
 fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())

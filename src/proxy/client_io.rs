@@ -191,6 +191,18 @@ impl<T> ClientIo<T> {
         }
     }
 
+    /// Leave the task's waker where [`ConnShared::wake_reader`] finds it.
+    fn park(&self, cx: &Context<'_>) {
+        let mut parked = self
+            .shared
+            .parked_reader
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if !parked.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            *parked = Some(cx.waker().clone());
+        }
+    }
+
     /// Poll the armed deadline; `Ready` means it passed.
     fn poll_deadline(&mut self, cx: &mut Context<'_>, at: Instant) -> Poll<()> {
         if self.timer_at != Some(at) {
@@ -214,6 +226,9 @@ impl<T: AsyncRead + Unpin> AsyncRead for ClientIo<T> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = &mut *self;
+        if this.shared.cancel_flood() {
+            return cancel_flood();
+        }
         this.refresh_phase();
         let before = buf.filled().len();
         let polled = if this.read_ahead.is_empty() {
@@ -239,16 +254,17 @@ impl<T: AsyncRead + Unpin> AsyncRead for ClientIo<T> {
             }
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
             Poll::Pending => {
-                let Some(at) = this.deadline() else {
-                    let mut parked = this
-                        .shared
-                        .parked_reader
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner());
-                    if !parked.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-                        *parked = Some(cx.waker().clone());
+                let at = this.deadline();
+                // Parked reads are woken when the connection turns idle (to
+                // arm its deadline) and, on HTTP/2, when the client has
+                // cancelled too many requests.
+                if at.is_none() || this.protocol == Protocol::Http2 {
+                    this.park(cx);
+                    if this.shared.cancel_flood() {
+                        return cancel_flood();
                     }
-                    drop(parked);
+                }
+                let Some(at) = at else {
                     // The last request may have ended between the phase check and parking.
                     if !this.shared.busy() {
                         cx.waker().wake_by_ref();
@@ -265,6 +281,13 @@ impl<T: AsyncRead + Unpin> AsyncRead for ClientIo<T> {
             }
         }
     }
+}
+
+fn cancel_flood<T>() -> Poll<io::Result<T>> {
+    Poll::Ready(Err(io::Error::new(
+        io::ErrorKind::ConnectionAborted,
+        "the client cancelled too many requests in flight",
+    )))
 }
 
 fn send_timed_out<T>() -> Poll<io::Result<T>> {

@@ -34,6 +34,35 @@ pub struct ConnShared {
     /// with since when.
     pub(super) waiting: Mutex<Vec<(u64, Instant)>>,
     pub(super) next_body: AtomicU64,
+    /// HTTP/2 requests cancelled by the client while their backend
+    /// exchange was under way (see [`ConnShared::exchange_started`]).
+    cancels: Mutex<CancelBudget>,
+    /// Set once the client cancelled more than its budget: the next read
+    /// fails and the connection closes.
+    pub(super) cancel_flood: AtomicBool,
+}
+
+/// Cancelled exchanges an HTTP/2 connection may have in a burst (each may
+/// cost a backend connection: hyper closes one whose request was
+/// abandoned), and how many more it earns per second. A browser that
+/// navigates away cancels a page's worth; a rapid-reset attack thousands.
+const CANCEL_BURST: f64 = 100.0;
+const CANCEL_REFILL_PER_SEC: f64 = 10.0;
+
+#[derive(Debug)]
+struct CancelBudget {
+    left: f64,
+    at: Instant,
+}
+
+impl CancelBudget {
+    /// Spend one cancellation; `false` once the budget is exhausted.
+    fn spend(&mut self, now: Instant) -> bool {
+        let earned = now.duration_since(self.at).as_secs_f64() * CANCEL_REFILL_PER_SEC;
+        self.left = (self.left + earned).min(CANCEL_BURST) - 1.0;
+        self.at = now;
+        self.left >= 0.0
+    }
 }
 
 impl ConnShared {
@@ -49,7 +78,44 @@ impl ConnShared {
             h2: AtomicBool::new(false),
             waiting: Mutex::default(),
             next_body: AtomicU64::new(0),
+            cancels: Mutex::new(CancelBudget {
+                left: CANCEL_BURST,
+                at: Instant::now(),
+            }),
+            cancel_flood: AtomicBool::new(false),
         }
+    }
+
+    /// Whether the connection speaks HTTP/2.
+    pub fn is_h2(&self) -> bool {
+        self.h2.load(Ordering::Relaxed)
+    }
+
+    /// A backend exchange starts for an HTTP/2 request: if the client
+    /// cancels the stream before [`Exchange::done`], that counts against
+    /// the connection's cancel budget, and the connection closes once it is
+    /// spent (the paced rapid reset: each cancelled exchange can cost a
+    /// backend connection). `None` on HTTP/1, where a cancel closes the
+    /// connection anyway.
+    pub fn exchange_started(self: &Arc<Self>) -> Option<Exchange> {
+        self.is_h2().then(|| Exchange(Some(Arc::clone(self))))
+    }
+
+    fn cancelled(&self) {
+        let spent = !self
+            .cancels
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .spend(Instant::now());
+        if spent && !self.cancel_flood.swap(true, Ordering::AcqRel) {
+            tracing::info!(peer = %self.peer, "closing an HTTP/2 connection that cancelled too many requests in flight");
+            self.wake_reader();
+        }
+    }
+
+    /// Whether the client cancelled more requests than its budget.
+    pub fn cancel_flood(&self) -> bool {
+        self.cancel_flood.load(Ordering::Acquire)
     }
 
     /// Mark a request as started; the returned guard ends it when dropped
@@ -128,6 +194,27 @@ impl Drop for BodyWaiting {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .retain(|&(id, _)| id != self.id);
+    }
+}
+
+/// An HTTP/2 request's backend exchange under way (see
+/// [`ConnShared::exchange_started`]); dropped without [`Exchange::done`]
+/// means the client cancelled it.
+#[derive(Debug)]
+pub struct Exchange(Option<Arc<ConnShared>>);
+
+impl Exchange {
+    /// The exchange ended (with a response or an error): not a cancel.
+    pub fn done(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for Exchange {
+    fn drop(&mut self) {
+        if let Some(conn) = self.0.take() {
+            conn.cancelled();
+        }
     }
 }
 

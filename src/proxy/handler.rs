@@ -187,9 +187,20 @@ impl Proxy {
             trace.body.clone(),
         )?;
         drop(settings);
-        let (backend, mut response) = self
+        if conn.is_h2() {
+            // hyper looks for the client's RST_STREAM only while the handler
+            // is pending: yielding once before any backend work makes a
+            // stream reset in the same read as its HEADERS cost nothing.
+            tokio::task::yield_now().await;
+        }
+        let exchange = conn.exchange_started();
+        let forwarded = self
             .forward(&snapshot, &key, picked, req, body_sent, trace)
-            .await?;
+            .await;
+        if let Some(exchange) = exchange {
+            exchange.done();
+        }
+        let (backend, mut response) = forwarded?;
         let upgraded = response.status() == StatusCode::SWITCHING_PROTOCOLS;
         if upgraded
             && !protocol

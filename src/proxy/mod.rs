@@ -157,6 +157,9 @@ async fn serve_connection(
     if let Err(err) = watcher.watch(conn).await {
         tracing::debug!(%peer, %err, "client connection ended with an error");
     }
+    if shared.cancel_flood() {
+        proxy.telemetry.cancel_flood();
+    }
     if let Some(refused) = shared.refused() {
         tracing::debug!(%peer, %refused, "connection closed");
         proxy.telemetry.refused(refused);

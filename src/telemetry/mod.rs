@@ -149,6 +149,8 @@ pub struct Telemetry {
     client_connections: AtomicI64,
     /// Client connections closed before HTTP, by [`Refused::as_str`] reason.
     refused: [AtomicU64; 4],
+    /// HTTP/2 connections closed for cancelling too many requests in flight.
+    cancel_floods: AtomicU64,
     /// Every worker's request durations.
     durations: std::sync::Mutex<Vec<Arc<Durations>>>,
     /// The last five minutes, per backend.
@@ -166,6 +168,7 @@ impl Telemetry {
             reloads: Default::default(),
             client_connections: AtomicI64::new(0),
             refused: Default::default(),
+            cancel_floods: AtomicU64::new(0),
             durations: std::sync::Mutex::default(),
             history: history::History::default(),
         }
@@ -202,6 +205,11 @@ impl Telemetry {
     /// A client connection was closed before HTTP (PROXY protocol).
     pub fn refused(&self, why: Refused) {
         self.refused[why as usize].fetch_add(1, Relaxed);
+    }
+
+    /// An HTTP/2 connection was closed for cancelling too many requests.
+    pub fn cancel_flood(&self) {
+        self.cancel_floods.fetch_add(1, Relaxed);
     }
 
     /// A config reload was applied (`true`) or refused.

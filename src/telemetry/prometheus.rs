@@ -262,6 +262,18 @@ impl Collector for Telemetry {
                 )?;
         }
 
+        encoder
+            .encode_descriptor(
+                "switchyard_h2_cancel_floods",
+                "HTTP/2 connections closed because the client cancelled more requests in flight than its budget (rapid reset)",
+                None,
+                MetricType::Counter,
+            )?
+            .encode_counter::<NoLabelSet, _, u64>(
+                &self.cancel_floods.load(std::sync::atomic::Ordering::Relaxed),
+                None,
+            )?;
+
         let mut reloads = encoder.encode_descriptor(
             "switchyard_config_reloads",
             "Config reloads (SIGHUP), by result",

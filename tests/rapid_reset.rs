@@ -1,0 +1,167 @@
+//! HTTP/2 rapid reset (CVE-2023-44487), paced under h2's own limit on
+//! streams reset before they are accepted: each stream a client opens and
+//! cancels must not cost a backend connection, and a client that keeps
+//! cancelling requests whose backend exchange is under way is disconnected.
+
+mod common;
+
+use std::time::Duration;
+
+use common::h2raw::{frame, literal, PREFACE};
+use common::raw::Recorder;
+use common::{text, Backend, Proxy};
+use http::{Method, Response};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const HEADERS: u8 = 0x1;
+const RST_STREAM: u8 = 0x3;
+const SETTINGS: u8 = 0x4;
+const END_STREAM_AND_HEADERS: u8 = 0x5;
+const CANCEL: u32 = 0x8;
+
+/// A GET for `a.example` on `stream`, then (optionally) its RST_STREAM(CANCEL).
+fn get(stream: u32, reset: bool) -> Vec<u8> {
+    let mut block = Vec::new();
+    for (name, value) in [
+        (":method", "GET"),
+        (":scheme", "http"),
+        (":authority", "a.example"),
+        (":path", "/reset"),
+    ] {
+        literal(&mut block, name, value);
+    }
+    let mut out = frame(HEADERS, END_STREAM_AND_HEADERS, stream, &block);
+    if reset {
+        out.extend(frame(RST_STREAM, 0, stream, &CANCEL.to_be_bytes()));
+    }
+    out
+}
+
+async fn h2_connect(proxy: &Proxy) -> TcpStream {
+    let mut client = TcpStream::connect(proxy.addr).await.unwrap();
+    let mut hello = PREFACE.to_vec();
+    hello.extend(frame(SETTINGS, 0, 0, &[]));
+    client.write_all(&hello).await.unwrap();
+    client
+}
+
+/// Whether the proxy closed `client` (EOF or reset) within `within`,
+/// whatever it wrote before.
+async fn closed_within(client: &mut TcpStream, within: Duration) -> bool {
+    let mut sink = [0u8; 16384];
+    let read_to_end = async {
+        loop {
+            match client.read(&mut sink).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    };
+    tokio::time::timeout(within, read_to_end).await.is_ok()
+}
+
+/// Whether `backend` has seen `count` requests within 2 s (checked every
+/// millisecond: the budget refills with time, so the loop must be quick).
+async fn reached_backend(backend: &Backend, count: usize) -> bool {
+    for _ in 0..2000 {
+        if backend.hits() >= count {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    false
+}
+
+#[tokio::test]
+async fn streams_reset_as_they_open_cost_no_backend_connection() {
+    let backend = Recorder::start().await;
+    let proxy = Proxy::start(&[backend.addr]).await;
+    let mut client = h2_connect(&proxy).await;
+
+    // 300 streams, HEADERS + RST_STREAM in pairs, ten pairs per write,
+    // 2 ms apart: the paced attack.
+    let mut stream = 1;
+    for _ in 0..30 {
+        let mut batch = Vec::new();
+        for _ in 0..10 {
+            batch.extend(get(stream, true));
+            stream += 2;
+        }
+        if client.write_all(&batch).await.is_err() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    assert!(
+        backend.connections() <= 3,
+        "300 streams reset with their HEADERS opened {} backend connections",
+        backend.connections()
+    );
+    // The proxy itself is fine.
+    let (status, _) = proxy.get("a.example", "/after").await;
+    assert_eq!(status, 200);
+    proxy.stop().await;
+}
+
+#[tokio::test]
+async fn a_client_that_keeps_cancelling_requests_in_flight_is_disconnected() {
+    // A backend slow enough that every request is still in flight when its
+    // client cancels it.
+    let backend = Backend::with_handler(|_| async {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        Response::new(text("slow"))
+    })
+    .await;
+    let proxy = Proxy::start(&[backend.addr]).await;
+    let mut client = h2_connect(&proxy).await;
+
+    // Open a stream, wait until its request reached the backend, cancel it.
+    let mut cancelled = 0;
+    let mut stream = 1;
+    while cancelled < 300 {
+        if client.write_all(&get(stream, false)).await.is_err() {
+            break;
+        }
+        if !reached_backend(&backend, cancelled + 1).await {
+            break; // the proxy stopped forwarding: closed
+        }
+        let reset = frame(RST_STREAM, 0, stream, &CANCEL.to_be_bytes());
+        if client.write_all(&reset).await.is_err() {
+            break;
+        }
+        cancelled += 1;
+        stream += 2;
+    }
+    assert!(
+        (100..=150).contains(&cancelled),
+        "the connection should close once about 100 requests in flight were cancelled; \
+         it was still forwarding after {cancelled}"
+    );
+    assert!(closed_within(&mut client, Duration::from_secs(5)).await);
+    let metrics = proxy.admin.call(Method::GET, "/metrics", None).await;
+    assert!(
+        metrics
+            .text
+            .contains("switchyard_h2_cancel_floods_total 1\n"),
+        "{}",
+        metrics.text
+    );
+
+    // Another connection (a browser that cancels now and then) is served.
+    let mut polite = h2_connect(&proxy).await;
+    polite.write_all(&get(1, false)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    polite
+        .write_all(&frame(RST_STREAM, 0, 1, &CANCEL.to_be_bytes()))
+        .await
+        .unwrap();
+    assert!(!closed_within(&mut polite, Duration::from_millis(300)).await);
+    let (status, body) = proxy.get("a.example", "/after").await;
+    assert_eq!((status.as_u16(), body.as_str()), (200, "slow"));
+    // (It would hold the graceful stop: it never acknowledges the PING.)
+    drop(polite);
+    proxy.stop().await;
+}
