@@ -63,7 +63,7 @@ return {{
   backends = {{ "127.0.0.1:19611", "127.0.0.1:19612", "127.0.0.1:19613" }},
   access_log = {{ enabled = false }},
   timeouts = {{ header_read = {header_read}, idle = {idle}, body_idle = {body_idle}, backend_idle = {backend_idle} }},
-  limits = {{ max_connections = {max_connections}, h2_max_streams = 100 }},
+  limits = {{ max_connections = {max_connections}, h2_max_streams = 100{extra_limits} }},
 }}
 """
 # What every run uses unless an attack says otherwise: the defaults, except
@@ -72,6 +72,9 @@ return {{
 # pooled during an attack are closed within the after window and the fd
 # count can show whether anything else stayed open.
 BASE_CONFIG = dict(header_read=10, idle=60, body_idle=10, backend_idle=5, max_connections=10000)
+
+# `--limit name=value` fields added to the config's `limits` table.
+EXTRA_LIMITS = []
 
 mono = time.monotonic
 
@@ -735,7 +738,8 @@ class Run:
         slug = name.replace(" ", "-").replace("/", "")
         path = os.path.join(self.tmp, f"{slug}.lua")
         with open(path, "w") as f:
-            f.write(CONFIG.format(port=PROXY_PORT, **cfg))
+            extra = "".join(f", {field}" for field in EXTRA_LIMITS)
+            f.write(CONFIG.format(port=PROXY_PORT, extra_limits=extra, **cfg))
         self.log_path = os.path.join(self.tmp, f"{slug}.log")
         self.log = open(self.log_path, "w")
         db = os.path.join(self.tmp, f"{slug}.db")
@@ -743,7 +747,7 @@ class Run:
                                   "--admin-listen", "127.0.0.1:0"],
                                  stdout=self.log, stderr=self.log, preexec_fn=child_setup)
         wait_port(PROXY_PORT, proxy)
-        return proxy, cfg
+        return proxy, dict(cfg, limits=EXTRA_LIMITS) if EXTRA_LIMITS else cfg
 
     async def attack(self, name, params, fn, overrides):
         proxy, cfg = self.start_proxy(name, overrides)
@@ -1016,7 +1020,10 @@ def main():
                         "default -10: other jobs on a shared machine disturb the measurement less; "
                         "the attacker keeps the default priority)")
     p.add_argument("--json", help="also write every round's raw results here")
+    p.add_argument("--limit", action="append", default=[], metavar="NAME=VALUE",
+                   help="add a field to the proxy config's limits table, e.g. client_send_buffer=262144")
     args = p.parse_args()
+    EXTRA_LIMITS.extend(args.limit)
     logging.getLogger("asyncio").setLevel(logging.CRITICAL)
     raise_nofile()
     global NICE

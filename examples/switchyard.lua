@@ -73,6 +73,8 @@ return {
     max_connections = 10000,        -- open client connections
     h2_max_streams = 100,           -- concurrent HTTP/2 streams per connection
     min_body_rate = 500,            -- bytes/s a request body must keep up (0: none)
+    backend_recv_buffer = 262144,   -- SO_RCVBUF of backend connections (0: kernel)
+    client_send_buffer = 0,         -- SO_SNDBUF of client connections (0: kernel)
   },
   failover = {
     tries = 2,                      -- candidates tried when connecting fails

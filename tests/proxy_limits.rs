@@ -218,3 +218,57 @@ async fn connect_is_refused() {
     assert_eq!(status_of(&answer), 405, "{answer}");
     assert_eq!(backend.hits(), 0);
 }
+
+/// `skmem` of the established TCP sockets `ss` finds with `filter`.
+fn socket_memory(filter: &str) -> Vec<String> {
+    let out = std::process::Command::new("ss")
+        .args(["-tmnH", "state", "established", filter])
+        .output()
+        .expect("ss (iproute2) runs");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("skmem:(").map(str::to_owned))
+        .collect()
+}
+
+/// The value of `field` (`tb`, `rb`) in an `ss` skmem line.
+fn skmem_field(skmem: &str, field: &str) -> u64 {
+    skmem
+        .split(',')
+        .find_map(|f| f.strip_prefix(field)?.parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in {skmem}"))
+}
+
+#[tokio::test]
+async fn socket_buffers_follow_the_limits() {
+    let backend = Backend::named("backend").await;
+    let proxy = Proxy::start_with(&[backend.addr], |s| {
+        s.limits.client_send_buffer = 65_536;
+        s.limits.backend_recv_buffer = 32_768;
+    })
+    .await;
+    let mut client = TcpStream::connect(proxy.addr).await.unwrap();
+    client
+        .write_all(b"GET / HTTP/1.1\r\nHost: a.example\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = vec![0u8; 4096];
+    let n = client.read(&mut answer).await.unwrap();
+    assert_eq!(status_of(&String::from_utf8_lossy(&answer[..n])), 200);
+
+    // Both connections stay open (keep-alive, pooled). Linux doubles what
+    // is set, for its own bookkeeping.
+    let client_port = client.local_addr().unwrap().port();
+    let accepted = socket_memory(&format!(
+        "( sport = :{} and dport = :{client_port} )",
+        proxy.addr.port()
+    ));
+    assert_eq!(accepted.len(), 1, "{accepted:?}");
+    assert_eq!(skmem_field(&accepted[0], "tb"), 2 * 65_536);
+    let to_backend = socket_memory(&format!("( dport = :{} )", backend.addr.port()));
+    assert!(!to_backend.is_empty());
+    for skmem in &to_backend {
+        assert_eq!(skmem_field(skmem, "rb"), 2 * 32_768, "{skmem}");
+    }
+    proxy.stop().await;
+}

@@ -70,6 +70,14 @@ pub struct Limits {
     /// waiting for the client (measured once it has waited 10 s in all);
     /// slower: `408`, connection closed. `0`: no minimum.
     pub min_body_rate: u64,
+    /// Receive buffer (`SO_RCVBUF`) of each backend connection, in bytes;
+    /// `0`: the kernel's autotuning. Bounds what a response waiting for a
+    /// slow client holds in kernel memory on the backend side.
+    pub backend_recv_buffer: u32,
+    /// Send buffer (`SO_SNDBUF`) of each client connection, in bytes; `0`:
+    /// the kernel's autotuning (up to `net.ipv4.tcp_wmem`, 4 MiB on
+    /// Debian). Bounds what each slow reader holds in kernel memory.
+    pub client_send_buffer: u32,
 }
 
 impl Default for Limits {
@@ -80,6 +88,8 @@ impl Default for Limits {
             max_connections: 10_000,
             h2_max_streams: 100,
             min_body_rate: 500,
+            backend_recv_buffer: 256 * 1024,
+            client_send_buffer: 0,
         }
     }
 }

@@ -241,6 +241,10 @@ pub struct ProxySettings {
     pub max_body_bytes: Option<u64>,
     pub max_connections: usize,
     pub min_body_rate: u64,
+    /// `SO_RCVBUF` of backend connections (`None`: the kernel's).
+    pub backend_recv_buffer: Option<u32>,
+    /// `SO_SNDBUF` of client connections (`None`: the kernel's).
+    pub client_send_buffer: Option<u32>,
     pub h2_max_streams: u32,
     pub tries: usize,
     pub reload_scope: ReloadScope,
@@ -366,6 +370,8 @@ impl Settings {
             max_body_bytes: l.max_body_bytes,
             max_connections: l.max_connections,
             min_body_rate: l.min_body_rate,
+            backend_recv_buffer: (l.backend_recv_buffer > 0).then_some(l.backend_recv_buffer),
+            client_send_buffer: (l.client_send_buffer > 0).then_some(l.client_send_buffer),
             h2_max_streams: l.h2_max_streams,
             tries: self.failover.tries,
             reload_scope: if control_hosts.is_empty() {

@@ -113,6 +113,12 @@ async fn serve_connection(
     settings: &ProxySettings,
     watcher: Watcher,
 ) {
+    if let Some(size) = settings.client_send_buffer {
+        let size = usize::try_from(size).unwrap_or(usize::MAX);
+        if let Err(err) = rustix::net::sockopt::set_socket_send_buffer_size(&stream, size) {
+            tracing::debug!(%peer, %err, "cannot set the client send buffer");
+        }
+    }
     let balancers = settings.proxy_protocol.as_deref();
     let from_balancer = balancers.is_some_and(|nets| crate::config::any_contains(nets, peer.ip()));
     let (client, read_ahead) = if from_balancer {

@@ -23,7 +23,7 @@ use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::Instant;
 
 use super::on_read::OnRead;
@@ -146,11 +146,15 @@ impl Upstreams {
 
     /// Open a new connection (TCP_NODELAY, bounded by the connect timeout).
     pub async fn connect(&self, addr: &BackendAddr) -> Result<Conn, ConnectError> {
-        let (limit, max_head) = {
+        let (limit, max_head, recv_buffer) = {
             let settings = self.settings.load();
-            (settings.connect_timeout, settings.max_header_bytes)
+            (
+                settings.connect_timeout,
+                settings.max_header_bytes,
+                settings.backend_recv_buffer,
+            )
         };
-        let stream = tokio::time::timeout(limit, TcpStream::connect((addr.host(), addr.port())))
+        let stream = tokio::time::timeout(limit, connect_tcp(addr, recv_buffer))
             .await
             .map_err(|_| ConnectError::Timeout)??;
         stream.set_nodelay(true)?;
@@ -206,6 +210,29 @@ impl Upstreams {
             !list.is_empty()
         });
     }
+}
+
+/// A TCP connection to the first of `addr`'s addresses that accepts one,
+/// with `recv_buffer` as its `SO_RCVBUF` (set before connecting, so that
+/// the window scale fits it).
+async fn connect_tcp(addr: &BackendAddr, recv_buffer: Option<u32>) -> io::Result<TcpStream> {
+    let mut last = None;
+    for ip in tokio::net::lookup_host((addr.host(), addr.port())).await? {
+        let socket = match ip {
+            std::net::SocketAddr::V4(_) => TcpSocket::new_v4()?,
+            std::net::SocketAddr::V6(_) => TcpSocket::new_v6()?,
+        };
+        if let Some(size) = recv_buffer {
+            socket.set_recv_buffer_size(size)?;
+        }
+        match socket.connect(ip).await {
+            Ok(stream) => return Ok(stream),
+            Err(err) => last = Some(err),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        io::Error::new(io::ErrorKind::NotFound, "the name resolves to no address")
+    }))
 }
 
 /// A backend connection lent to one response; dropping it (when the
