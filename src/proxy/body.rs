@@ -16,6 +16,7 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use super::access::Completion;
 use super::client_io::{BodyWaiting, InFlight};
+use super::conn::Exchange;
 use super::error::BodyFault;
 use super::stall::Stall;
 
@@ -37,6 +38,9 @@ pub struct BodyEnds {
     pub closing: Option<CancellationToken>,
     /// The backend connection, returned to the pool at the end.
     pub lease: Option<Lease>,
+    /// HTTP/2: the exchange, done when the body ends (else the client
+    /// cancelled it: see [`ConnShared::exchange_started`]).
+    pub exchange: Option<Exchange>,
 }
 
 pin_project_lite::pin_project! {
@@ -57,6 +61,7 @@ pin_project_lite::pin_project! {
         stall: Stall,
         // HTTP/2: set while hyper has not come back for the next frame.
         waiting: Option<BodyWaiting>,
+        exchange: Option<Exchange>,
     }
 }
 
@@ -70,6 +75,10 @@ impl ResponseBody {
             .as_ref()
             .filter(|_| !inner.is_end_stream())
             .and_then(|f| f.conn().body_waiting());
+        let mut exchange = ends.exchange;
+        if inner.is_end_stream() {
+            done(&mut exchange);
+        }
         ResponseBody {
             waiting,
             inner,
@@ -79,7 +88,16 @@ impl ResponseBody {
             closed: None,
             _lease: ends.lease,
             stall: Stall::new(idle),
+            exchange,
         }
+    }
+}
+
+/// The response ended on the proxy's or the backend's side: its exchange is
+/// not a cancel.
+fn done(exchange: &mut Option<Exchange>) {
+    if let Some(exchange) = exchange.take() {
+        exchange.done();
     }
 }
 
@@ -104,18 +122,26 @@ impl Body for ResponseBody {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let this = self.project();
+        let mut this = self.project();
         *this.waiting = None;
         if this
             .closing
             .as_ref()
             .is_some_and(CancellationToken::is_cancelled)
         {
+            done(this.exchange);
             return Poll::Ready(Some(Err(DRAINED.into())));
         }
-        let polled = this.inner.poll_frame(cx);
+        let polled = this.inner.as_mut().poll_frame(cx);
         if this.stall.passed(cx, polled.is_pending()) {
+            done(this.exchange);
             return Poll::Ready(Some(Err(STALLED.into())));
+        }
+        // Ended (or broken by the backend): not a cancel by the client.
+        if matches!(polled, Poll::Ready(None) | Poll::Ready(Some(Err(_))))
+            || polled.is_ready() && this.inner.is_end_stream()
+        {
+            done(this.exchange);
         }
         match &polled {
             Poll::Ready(Some(Ok(frame))) => {
@@ -135,6 +161,7 @@ impl Body for ResponseBody {
                         .closed
                         .get_or_insert_with(|| Box::pin(token.clone().cancelled_owned()));
                     if closed.as_mut().poll(cx).is_ready() {
+                        done(this.exchange);
                         return Poll::Ready(Some(Err(DRAINED.into())));
                     }
                 }

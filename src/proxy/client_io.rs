@@ -247,12 +247,17 @@ impl<T: AsyncRead + Unpin> AsyncRead for ClientIo<T> {
                         Refused::Untrusted,
                     )));
                 }
-                if !filled.is_empty() {
+                if filled.is_empty() {
+                    this.shared.mark_ended();
+                } else {
                     this.on_bytes(filled);
                 }
                 Poll::Ready(Ok(()))
             }
-            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Ready(Err(e)) => {
+                this.shared.mark_ended();
+                Poll::Ready(Err(e))
+            }
             Poll::Pending => {
                 let at = this.deadline();
                 // Parked reads are woken when the connection turns idle (to
@@ -297,6 +302,24 @@ fn send_timed_out<T>() -> Poll<io::Result<T>> {
     )))
 }
 
+impl<T> ClientIo<T> {
+    /// A write's outcome, after the send-idle deadline and noting an error.
+    fn written<R>(
+        &mut self,
+        cx: &mut Context<'_>,
+        polled: Poll<io::Result<R>>,
+    ) -> Poll<io::Result<R>> {
+        if self.write_stall.passed(cx, polled.is_pending()) {
+            self.shared.mark_ended();
+            return send_timed_out();
+        }
+        if let Poll::Ready(Err(_)) = &polled {
+            self.shared.mark_ended();
+        }
+        polled
+    }
+}
+
 impl<T: AsyncWrite + Unpin> AsyncWrite for ClientIo<T> {
     fn poll_write(
         mut self: Pin<&mut Self>,
@@ -304,10 +327,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for ClientIo<T> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
-        match self.write_stall.passed(cx, polled.is_pending()) {
-            true => send_timed_out(),
-            false => polled,
-        }
+        self.written(cx, polled)
     }
 
     fn poll_write_vectored(
@@ -316,10 +336,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for ClientIo<T> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        match self.write_stall.passed(cx, polled.is_pending()) {
-            true => send_timed_out(),
-            false => polled,
-        }
+        self.written(cx, polled)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -328,10 +345,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for ClientIo<T> {
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let polled = Pin::new(&mut self.inner).poll_flush(cx);
-        match self.write_stall.passed(cx, polled.is_pending()) {
-            true => send_timed_out(),
-            false => polled,
-        }
+        self.written(cx, polled)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

@@ -40,14 +40,18 @@ pub struct ConnShared {
     /// Set once the client cancelled more than its budget: the next read
     /// fails and the connection closes.
     pub(super) cancel_flood: AtomicBool,
+    /// Set once the client's side ended (EOF, an error): the requests
+    /// dropped then were not cancelled one by one.
+    ended: AtomicBool,
 }
 
 /// Cancelled exchanges an HTTP/2 connection may have in a burst (each may
 /// cost a backend connection: hyper closes one whose request was
 /// abandoned), and how many more it earns per second. A browser that
-/// navigates away cancels a page's worth; a rapid-reset attack thousands.
+/// navigates away cancels a page's worth, a map scrolled fast a few dozen
+/// a second; a rapid-reset attack thousands a second.
 const CANCEL_BURST: f64 = 100.0;
-const CANCEL_REFILL_PER_SEC: f64 = 10.0;
+const CANCEL_REFILL_PER_SEC: f64 = 50.0;
 
 #[derive(Debug)]
 struct CancelBudget {
@@ -83,7 +87,13 @@ impl ConnShared {
                 at: Instant::now(),
             }),
             cancel_flood: AtomicBool::new(false),
+            ended: AtomicBool::new(false),
         }
+    }
+
+    /// The client's side of the connection ended.
+    pub(super) fn mark_ended(&self) {
+        self.ended.store(true, Ordering::Release);
     }
 
     /// Whether the connection speaks HTTP/2.
@@ -92,23 +102,28 @@ impl ConnShared {
     }
 
     /// A backend exchange starts for an HTTP/2 request: if the client
-    /// cancels the stream before [`Exchange::done`], that counts against
-    /// the connection's cancel budget, and the connection closes once it is
+    /// cancels the stream before [`Exchange::done`] (called when the
+    /// response body ends, or the exchange fails), that counts against the
+    /// connection's cancel budget, and the connection closes once it is
     /// spent (the paced rapid reset: each cancelled exchange can cost a
-    /// backend connection). `None` on HTTP/1, where a cancel closes the
-    /// connection anyway.
+    /// backend connection). Cancels after the client's side ended do not
+    /// count. `None` on HTTP/1, where a cancel closes the connection anyway.
     pub fn exchange_started(self: &Arc<Self>) -> Option<Exchange> {
         self.is_h2().then(|| Exchange(Some(Arc::clone(self))))
     }
 
     fn cancelled(&self) {
+        if self.ended.load(Ordering::Acquire) {
+            return;
+        }
         let spent = !self
             .cancels
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .spend(Instant::now());
         if spent && !self.cancel_flood.swap(true, Ordering::AcqRel) {
-            tracing::info!(peer = %self.peer, "closing an HTTP/2 connection that cancelled too many requests in flight");
+            // Debug: an attacker would choose the rate of an INFO line.
+            tracing::debug!(peer = %self.peer, "closing an HTTP/2 connection that cancelled too many requests in flight");
             self.wake_reader();
         }
     }

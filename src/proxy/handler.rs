@@ -193,12 +193,15 @@ impl Proxy {
             // stream reset in the same read as its HEADERS cost nothing.
             tokio::task::yield_now().await;
         }
+        // Until the response body ends, a reset counts as a cancel.
         let exchange = conn.exchange_started();
         let forwarded = self
             .forward(&snapshot, &key, picked, req, body_sent, trace)
             .await;
-        if let Some(exchange) = exchange {
-            exchange.done();
+        match (&forwarded, exchange) {
+            (Ok(_), exchange) => trace.exchange = exchange,
+            (Err(_), Some(exchange)) => exchange.done(),
+            (Err(_), None) => {}
         }
         let (backend, mut response) = forwarded?;
         let upgraded = response.status() == StatusCode::SWITCHING_PROTOCOLS;

@@ -163,6 +163,7 @@ async fn serve_connection(
     if let Err(err) = watcher.watch(conn).await {
         tracing::debug!(%peer, %err, "client connection ended with an error");
     }
+    shared.mark_ended();
     if shared.cancel_flood() {
         proxy.telemetry.cancel_flood();
     }

@@ -218,20 +218,29 @@ impl Upstreams {
 async fn connect_tcp(addr: &BackendAddr, recv_buffer: Option<u32>) -> io::Result<TcpStream> {
     let mut last = None;
     for ip in tokio::net::lookup_host((addr.host(), addr.port())).await? {
-        let socket = match ip {
-            std::net::SocketAddr::V4(_) => TcpSocket::new_v4()?,
-            std::net::SocketAddr::V6(_) => TcpSocket::new_v6()?,
-        };
-        if let Some(size) = recv_buffer {
-            socket.set_recv_buffer_size(size)?;
+        // An address family the host lacks (IPv6 disabled) is one failed
+        // address: the next one is tried.
+        let connected = async {
+            let socket = match ip {
+                std::net::SocketAddr::V4(_) => TcpSocket::new_v4()?,
+                std::net::SocketAddr::V6(_) => TcpSocket::new_v6()?,
+            };
+            if let Some(size) = recv_buffer {
+                socket.set_recv_buffer_size(size)?;
+            }
+            socket.connect(ip).await
         }
-        match socket.connect(ip).await {
+        .await;
+        match connected {
             Ok(stream) => return Ok(stream),
             Err(err) => last = Some(err),
         }
     }
     Err(last.unwrap_or_else(|| {
-        io::Error::new(io::ErrorKind::NotFound, "the name resolves to no address")
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "could not resolve to any address",
+        )
     }))
 }
 
