@@ -20,6 +20,8 @@
 //! - [`store`]: the durable membership (SQLite or PostgreSQL via sqlx).
 //! - [`sync`]: publishes committed memberships; on PostgreSQL, follows the
 //!   changes other nodes make (LISTEN/NOTIFY, resync after reconnecting).
+//! - [`tls`]: certificates (read and checked from PEM, indexed by the names
+//!   they cover) and the snapshot TLS handshakes choose from.
 //! - [`config`]: settings from defaults, the Lua file and flags (parse → validate).
 //! - [`demo`]: three built-in demo backends for `--demo`.
 //! - [`Reloader`]: SIGHUP applies a re-read config without dropping connections.
@@ -40,6 +42,7 @@ pub mod routing;
 pub mod store;
 pub mod sync;
 pub mod telemetry;
+pub mod tls;
 
 pub use app::App;
 pub use reload::Reloader;

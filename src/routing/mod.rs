@@ -14,6 +14,6 @@ pub mod pool;
 pub mod request;
 
 pub use address::{AddressError, BackendAddr};
-pub use key::{routing_key, KeyError, KeyInput, ReloadScope, RoutingKey, Rule};
+pub use key::{normalize_host, routing_key, KeyError, KeyInput, ReloadScope, RoutingKey, Rule};
 pub use pool::{Backend, BackendPool, BackendState, PoolError, Snapshot};
 pub use request::routing_key_of;

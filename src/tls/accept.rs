@@ -1,0 +1,106 @@
+//! The TLS handshake of one client connection: the ClientHello is read
+//! first, its SNI picks the certificate (and so the handshake config) from
+//! the snapshot in force, then the handshake completes, all within one
+//! deadline. An unknown name without a default certificate is answered
+//! with the `unrecognized_name` alert.
+
+use std::io;
+use std::sync::Arc;
+
+use rustls::server::Acceptor;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::time::Instant;
+use tokio_rustls::server::TlsStream;
+use tokio_rustls::LazyConfigAcceptor;
+
+use super::snapshot::{Certificates, Served};
+
+/// A fatal `unrecognized_name` alert (RFC 6066 §3) in a TLS 1.2-style
+/// record, as sent before any handshake keys exist.
+const UNRECOGNIZED_NAME: [u8; 7] = [0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x70];
+
+/// Why a handshake did not complete (the metric's `result` label).
+#[derive(Debug, thiserror::Error)]
+pub enum HandshakeError {
+    #[error("no certificate for the name the client asked for")]
+    UnknownName,
+    #[error("the handshake did not complete within the header-read timeout")]
+    TimedOut,
+    #[error("handshake failed: {0}")]
+    Failed(io::Error),
+}
+
+impl HandshakeError {
+    /// The metric label.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            HandshakeError::UnknownName => "unknown_name",
+            HandshakeError::TimedOut => "timed_out",
+            HandshakeError::Failed(_) => "failed",
+        }
+    }
+}
+
+/// A completed handshake.
+#[derive(Debug)]
+pub struct Established<T> {
+    pub stream: TlsStream<T>,
+    /// The certificate the connection was given.
+    pub served: Arc<Served>,
+    /// `TLSv1_3` or `TLSv1_2`.
+    pub version: &'static str,
+    /// ALPN chose `h2`.
+    pub h2: bool,
+}
+
+/// Complete the handshake on `io` by `deadline`.
+pub async fn handshake<T>(
+    io: T,
+    certificates: &Certificates,
+    deadline: Instant,
+) -> Result<Established<T>, HandshakeError>
+where
+    T: AsyncRead + AsyncWrite + Unpin,
+{
+    let acceptor = LazyConfigAcceptor::new(Acceptor::default(), io);
+    let start = match tokio::time::timeout_at(deadline, acceptor).await {
+        Ok(Ok(start)) => start,
+        Ok(Err(err)) => return Err(HandshakeError::Failed(err)),
+        Err(_) => return Err(HandshakeError::TimedOut),
+    };
+    let snapshot = certificates.load();
+    let served = snapshot
+        .for_sni(start.client_hello().server_name())
+        .cloned();
+    let Some(served) = served else {
+        let mut io = start.io;
+        let _ = tokio::time::timeout_at(deadline, async {
+            io.write_all(&UNRECOGNIZED_NAME).await?;
+            io.shutdown().await
+        })
+        .await;
+        return Err(HandshakeError::UnknownName);
+    };
+    let stream = match tokio::time::timeout_at(
+        deadline,
+        start.into_stream(Arc::clone(&served.config)),
+    )
+    .await
+    {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(err)) => return Err(HandshakeError::Failed(err)),
+        Err(_) => return Err(HandshakeError::TimedOut),
+    };
+    let session = stream.get_ref().1;
+    let version = match session.protocol_version() {
+        Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1_3",
+        _ => "TLSv1_2",
+    };
+    let h2 = session.alpn_protocol() == Some(b"h2");
+    Ok(Established {
+        stream,
+        served,
+        version,
+        h2,
+    })
+}

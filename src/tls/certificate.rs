@@ -1,0 +1,176 @@
+//! An uploaded certificate: read (PEM chain and key), checked, and
+//! described (domains, issuer, validity, warnings).
+//!
+//! Refused: unreadable PEM, no key or a key that does not sign for the
+//! certificate, an expired certificate, one that names no domain.
+//! Accepted with a warning, in words for the person who uploaded it:
+//! a chain with a gap or only the site's own certificate (clients without
+//! the intermediate fail), a SHA-1 signature anywhere in the chain
+//! (browsers refuse it), a certificate not valid yet.
+
+use std::sync::Arc;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::sign::CertifiedKey;
+use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
+
+use super::names::CertName;
+
+/// Why an upload is refused (each a `400` with this message).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CertError {
+    #[error("no certificate found: the certificate must be PEM (-----BEGIN CERTIFICATE-----)")]
+    NoCertificate,
+    #[error("unreadable PEM: {0}")]
+    BadPem(String),
+    #[error("no private key found: the key must be PEM (-----BEGIN PRIVATE KEY-----, RSA or EC)")]
+    NoKey,
+    #[error(
+        "the private key is of a type that cannot be used (RSA, ECDSA P-256/P-384 and Ed25519 can)"
+    )]
+    UnsupportedKey,
+    #[error("the private key does not belong to the certificate")]
+    KeyMismatch,
+    #[error("certificate {index} of the chain is not a valid X.509 certificate: {reason}")]
+    BadCertificate { index: usize, reason: String },
+    #[error("the certificate expired on {0}")]
+    Expired(String),
+    #[error("the certificate names no domain (no DNS name in its subjectAltName)")]
+    NoNames,
+}
+
+/// A certificate ready to serve, with what the API shows about it.
+#[derive(Debug, Clone)]
+pub struct ParsedCertificate {
+    pub certified: Arc<CertifiedKey>,
+    pub names: Vec<CertName>,
+    pub issuer: String,
+    /// Unix seconds.
+    pub not_before: i64,
+    pub not_after: i64,
+    pub warnings: Vec<String>,
+}
+
+/// Signature algorithms that use SHA-1 (RSA, ECDSA, DSA).
+const SHA1_SIGNATURES: [&str; 3] = [
+    "1.2.840.113549.1.1.5",
+    "1.2.840.10045.4.1",
+    "1.2.840.10040.4.3",
+];
+
+/// Read and check a PEM chain (the site's certificate first) and its key,
+/// as of `now` (Unix seconds).
+pub fn parse(chain_pem: &str, key_pem: &str, now: i64) -> Result<ParsedCertificate, CertError> {
+    let chain = CertificateDer::pem_slice_iter(chain_pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| CertError::BadPem(e.to_string()))?;
+    if chain.is_empty() {
+        return Err(CertError::NoCertificate);
+    }
+    let key = match PrivateKeyDer::from_pem_slice(key_pem.as_bytes()) {
+        Ok(key) => key,
+        Err(rustls::pki_types::pem::Error::NoItemsFound) => return Err(CertError::NoKey),
+        Err(e) => return Err(CertError::BadPem(e.to_string())),
+    };
+    let parsed: Vec<X509Certificate<'_>> = chain
+        .iter()
+        .enumerate()
+        .map(|(index, der)| {
+            X509Certificate::from_der(der)
+                .map(|(_, cert)| cert)
+                .map_err(|e| CertError::BadCertificate {
+                    index: index + 1,
+                    reason: e.to_string(),
+                })
+        })
+        .collect::<Result<_, _>>()?;
+    let leaf = &parsed[0];
+    let not_before = leaf.validity().not_before.timestamp();
+    let not_after = leaf.validity().not_after.timestamp();
+    if not_after < now {
+        return Err(CertError::Expired(leaf.validity().not_after.to_string()));
+    }
+    let names = names_of(leaf);
+    if names.is_empty() {
+        return Err(CertError::NoNames);
+    }
+    let provider = rustls::crypto::aws_lc_rs::default_provider();
+    let signing_key = provider
+        .key_provider
+        .load_private_key(key)
+        .map_err(|_| CertError::UnsupportedKey)?;
+    let certified = CertifiedKey::new(chain.clone(), signing_key);
+    certified.keys_match().map_err(|_| CertError::KeyMismatch)?;
+    let mut warnings = chain_warnings(&parsed);
+    if not_before > now {
+        warnings.push(format!(
+            "the certificate is not valid until {}: clients refuse it until then",
+            leaf.validity().not_before
+        ));
+    }
+    Ok(ParsedCertificate {
+        certified: Arc::new(certified),
+        names,
+        issuer: leaf.issuer().to_string(),
+        not_before,
+        not_after,
+        warnings,
+    })
+}
+
+/// The DNS names of the leaf's subjectAltName that a client can match.
+fn names_of(leaf: &X509Certificate<'_>) -> Vec<CertName> {
+    let mut names = Vec::new();
+    if let Ok(Some(san)) = leaf.subject_alternative_name() {
+        for name in &san.value.general_names {
+            if let GeneralName::DNSName(dns) = name {
+                if let Some(name) = CertName::parse(dns) {
+                    if !names.contains(&name) {
+                        names.push(name);
+                    }
+                }
+            }
+        }
+    }
+    names
+}
+
+fn chain_warnings(chain: &[X509Certificate<'_>]) -> Vec<String> {
+    let mut warnings = Vec::new();
+    for cert in chain {
+        let self_signed = cert.subject() == cert.issuer();
+        let algorithm = cert.signature_algorithm.algorithm.to_id_string();
+        // A root's own signature is never checked by clients.
+        if !self_signed && SHA1_SIGNATURES.contains(&algorithm.as_str()) {
+            warnings.push(format!(
+                "\"{}\" is signed with SHA-1, which browsers no longer accept: visitors \
+                 will see a security error. Get a certificate signed with SHA-256",
+                cert.subject()
+            ));
+        }
+    }
+    for pair in chain.windows(2) {
+        if pair[0].issuer() != pair[1].subject() {
+            warnings.push(format!(
+                "the chain has a gap or is out of order: \"{}\" was issued by \"{}\", but the \
+                 next certificate is \"{}\". Upload the site's certificate first, then each \
+                 intermediate in order",
+                pair[0].subject(),
+                pair[0].issuer(),
+                pair[1].subject()
+            ));
+        }
+    }
+    let leaf = &chain[0];
+    if chain.len() == 1 && leaf.subject() != leaf.issuer() {
+        warnings.push(format!(
+            "the chain holds only the site's certificate: the intermediate certificate of \
+             \"{}\" is missing. Browsers may cope, but phones, curl and other servers that \
+             do not already have it will refuse the connection. Append the intermediate \
+             (your CA's \"chain\" or \"fullchain\" file)",
+            leaf.issuer()
+        ));
+    }
+    warnings
+}
