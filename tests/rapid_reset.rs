@@ -75,6 +75,16 @@ async fn reached_backend(backend: &Backend, count: usize) -> bool {
     false
 }
 
+/// A backend slow enough (2 s) that every request is still in flight when
+/// its client cancels it.
+async fn slow_backend() -> Backend {
+    Backend::with_handler(|_| async {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        Response::new(text("slow"))
+    })
+    .await
+}
+
 #[tokio::test]
 async fn streams_reset_as_they_open_cost_no_backend_connection() {
     let backend = Recorder::start().await;
@@ -110,13 +120,7 @@ async fn streams_reset_as_they_open_cost_no_backend_connection() {
 
 #[tokio::test]
 async fn a_client_that_keeps_cancelling_requests_in_flight_is_disconnected() {
-    // A backend slow enough that every request is still in flight when its
-    // client cancels it.
-    let backend = Backend::with_handler(|_| async {
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        Response::new(text("slow"))
-    })
-    .await;
+    let backend = slow_backend().await;
     let proxy = Proxy::start(&[backend.addr]).await;
     let mut client = h2_connect(&proxy).await;
 
@@ -266,11 +270,7 @@ async fn a_reset_while_the_response_body_streams_counts_as_a_cancel() {
 
 #[tokio::test]
 async fn a_client_that_leaves_with_many_requests_in_flight_is_no_flood() {
-    let backend = Backend::with_handler(|_| async {
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        Response::new(text("slow"))
-    })
-    .await;
+    let backend = slow_backend().await;
     let proxy = Proxy::start_with(&[backend.addr], |s| s.limits.h2_max_streams = 250).await;
     let mut client = h2_connect(&proxy).await;
     let mut all = Vec::new();
