@@ -291,3 +291,75 @@ async fn a_client_that_leaves_with_many_requests_in_flight_is_no_flood() {
     );
     proxy.stop().await;
 }
+
+/// A backend that reads whatever comes and never answers; counts its
+/// connections.
+async fn silent_backend() -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&accepted);
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                while matches!(stream.read(&mut buf).await, Ok(n) if n > 0) {}
+            });
+        }
+    });
+    (addr, accepted)
+}
+
+#[tokio::test]
+async fn a_reset_while_the_request_body_uploads_counts_as_a_cancel() {
+    const DATA: u8 = 0x0;
+    const END_HEADERS: u8 = 0x4;
+    let (backend, connections) = silent_backend().await;
+    let proxy = Proxy::start(&[backend]).await;
+    let mut client = h2_connect(&proxy).await;
+    let mut block = Vec::new();
+    for (name, value) in [
+        (":method", "POST"),
+        (":scheme", "http"),
+        (":authority", "a.example"),
+        (":path", "/upload"),
+    ] {
+        literal(&mut block, name, value);
+    }
+    // Start an upload, wait until its head reached the backend, then send
+    // more of the body and the reset in one write.
+    let mut cancelled = 0;
+    let mut stream = 1;
+    while cancelled < 400 {
+        let mut start = frame(HEADERS, END_HEADERS, stream, &block);
+        start.extend(frame(DATA, 0, stream, b"first part"));
+        if client.write_all(&start).await.is_err() {
+            break;
+        }
+        let reached = async {
+            while connections.load(Ordering::SeqCst) <= cancelled {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        };
+        if tokio::time::timeout(Duration::from_secs(2), reached)
+            .await
+            .is_err()
+        {
+            break; // the proxy stopped forwarding: closed
+        }
+        let mut rest = frame(DATA, 0, stream, b"more");
+        rest.extend(frame(RST_STREAM, 0, stream, &CANCEL.to_be_bytes()));
+        if client.write_all(&rest).await.is_err() {
+            break;
+        }
+        cancelled += 1;
+        stream += 2;
+    }
+    assert!(
+        (100..400).contains(&cancelled),
+        "after {cancelled} uploads reset midway the connection should be closed"
+    );
+    assert!(closed_within(&mut client, Duration::from_secs(5)).await);
+    proxy.stop().await;
+}

@@ -92,33 +92,44 @@ fn generate() -> std::io::Result<String> {
 }
 
 /// Write `token` to a new file at `path` (mode 0600), whole or not at all:
-/// it is written to a temporary file first and linked into place, which
-/// fails if `path` appeared meanwhile (another process won the race). A
-/// crash midway leaves at most the temporary file, never an empty token
-/// file that the next start would refuse.
+/// it is written to a temporary file first (a random name next to it) and
+/// linked into place, which fails if `path` appeared meanwhile (another
+/// process won the race). A crash midway leaves at most the temporary
+/// file, never an empty token file that the next start would refuse. On a
+/// filesystem without hard links the file is created in place instead.
 fn write_private(path: &Path, token: &str) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
     let context = |e: std::io::Error| {
         std::io::Error::new(
             e.kind(),
             format!("cannot create token file {}: {e}", path.display()),
         )
     };
+    let mut suffix = [0u8; 8];
+    getrandom::fill(&mut suffix).map_err(std::io::Error::other)?;
     let mut temp = path.as_os_str().to_owned();
-    temp.push(format!(".{}.tmp", std::process::id()));
+    temp.push(format!(".{:016x}.tmp", u64::from_ne_bytes(suffix)));
     let temp = std::path::PathBuf::from(temp);
+    create_with(&temp, token).map_err(context)?;
+    let linked = std::fs::hard_link(&temp, path);
     let _ = std::fs::remove_file(&temp);
+    match linked {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(context(e)),
+        // No hard links here (vfat, some network and FUSE filesystems).
+        Err(_) => create_with(path, token).map_err(context),
+    }
+}
+
+/// Create `path` (it must not exist), mode 0600, holding `token`, synced.
+fn create_with(path: &Path, token: &str) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
-        .open(&temp)
-        .map_err(context)?;
-    let written = writeln!(file, "{token}")
-        .and_then(|()| file.sync_all())
-        .and_then(|()| std::fs::hard_link(&temp, path));
-    let _ = std::fs::remove_file(&temp);
-    written.map_err(context)
+        .open(path)?;
+    writeln!(file, "{token}")?;
+    file.sync_all()
 }
 
 fn warn_if_readable_by_others(path: &Path) {

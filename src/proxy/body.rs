@@ -137,8 +137,11 @@ impl Body for ResponseBody {
             done(this.exchange);
             return Poll::Ready(Some(Err(STALLED.into())));
         }
-        // Ended (or broken by the backend): not a cancel by the client.
+        // Ended (trailers are the last frame; hyper's HTTP/2 side does not
+        // poll again after them) or broken by the backend: not a cancel.
+        let trailers = matches!(&polled, Poll::Ready(Some(Ok(frame))) if frame.is_trailers());
         if matches!(polled, Poll::Ready(None) | Poll::Ready(Some(Err(_))))
+            || trailers
             || polled.is_ready() && this.inner.is_end_stream()
         {
             done(this.exchange);

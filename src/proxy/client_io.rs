@@ -231,7 +231,8 @@ impl<T: AsyncRead + Unpin> AsyncRead for ClientIo<T> {
         }
         this.refresh_phase();
         let before = buf.filled().len();
-        let polled = if this.read_ahead.is_empty() {
+        let from_socket = this.read_ahead.is_empty();
+        let polled = if from_socket {
             Pin::new(&mut this.inner).poll_read(cx, buf)
         } else {
             let n = this.read_ahead.len().min(buf.remaining());
@@ -247,10 +248,11 @@ impl<T: AsyncRead + Unpin> AsyncRead for ClientIo<T> {
                         Refused::Untrusted,
                     )));
                 }
-                if filled.is_empty() {
-                    this.shared.mark_ended();
-                } else {
+                if !filled.is_empty() {
                     this.on_bytes(filled);
+                } else if from_socket && buf.remaining() > 0 {
+                    // End of file.
+                    this.shared.mark_ended();
                 }
                 Poll::Ready(Ok(()))
             }

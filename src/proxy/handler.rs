@@ -200,6 +200,8 @@ impl Proxy {
             .await;
         match (&forwarded, exchange) {
             (Ok(_), exchange) => trace.exchange = exchange,
+            // The client reset its stream while its body was on the way.
+            (Err(ProxyError::Body(BodyFault::Gone)), exchange) => drop(exchange),
             (Err(_), Some(exchange)) => exchange.done(),
             (Err(_), None) => {}
         }
