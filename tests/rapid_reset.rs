@@ -22,18 +22,28 @@ const SETTINGS: u8 = 0x4;
 const END_STREAM_AND_HEADERS: u8 = 0x5;
 const CANCEL: u32 = 0x8;
 
-/// A GET for `a.example` on `stream`, then (optionally) its RST_STREAM(CANCEL).
-fn get(stream: u32, reset: bool) -> Vec<u8> {
+/// The header block of a `method` request for `a.example`.
+fn request_block(method: &str) -> Vec<u8> {
     let mut block = Vec::new();
     for (name, value) in [
-        (":method", "GET"),
+        (":method", method),
         (":scheme", "http"),
         (":authority", "a.example"),
         (":path", "/reset"),
     ] {
         literal(&mut block, name, value);
     }
-    let mut out = frame(HEADERS, END_STREAM_AND_HEADERS, stream, &block);
+    block
+}
+
+/// A GET for `a.example` on `stream`, then (optionally) its RST_STREAM(CANCEL).
+fn get(stream: u32, reset: bool) -> Vec<u8> {
+    let mut out = frame(
+        HEADERS,
+        END_STREAM_AND_HEADERS,
+        stream,
+        &request_block("GET"),
+    );
     if reset {
         out.extend(frame(RST_STREAM, 0, stream, &CANCEL.to_be_bytes()));
     }
@@ -172,9 +182,11 @@ async fn a_client_that_keeps_cancelling_requests_in_flight_is_disconnected() {
     proxy.stop().await;
 }
 
-/// A backend that sends a response head and the first bytes of a long
-/// body, then nothing; counts its connections.
-async fn head_then_silence() -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+/// A backend that writes `answer` (if any) for each request head it reads,
+/// then nothing more; counts its connections.
+async fn counting_backend(
+    answer: Option<&'static [u8]>,
+) -> (std::net::SocketAddr, Arc<AtomicUsize>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let accepted = Arc::new(AtomicUsize::new(0));
@@ -188,9 +200,9 @@ async fn head_then_silence() -> (std::net::SocketAddr, Arc<AtomicUsize>) {
                     if n == 0 {
                         return;
                     }
-                    if buf[..n].windows(4).any(|w| w == b"\r\n\r\n") {
-                        let head = b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\nfirst";
-                        if stream.write_all(head).await.is_err() {
+                    let head_ends = buf[..n].windows(4).any(|w| w == b"\r\n\r\n");
+                    if let (true, Some(answer)) = (head_ends, answer) {
+                        if stream.write_all(answer).await.is_err() {
                             return;
                         }
                     }
@@ -200,6 +212,9 @@ async fn head_then_silence() -> (std::net::SocketAddr, Arc<AtomicUsize>) {
     });
     (addr, accepted)
 }
+
+/// A response head and the first bytes of a long body, then nothing.
+const HEAD_THEN_SILENCE: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\nfirst";
 
 /// Read frames until the response HEADERS of every stream in `streams`
 /// came; `false` on EOF or after 5 s of silence.
@@ -232,7 +247,7 @@ async fn response_heads(client: &mut TcpStream, streams: &[u32], buf: &mut Vec<u
 
 #[tokio::test]
 async fn a_reset_while_the_response_body_streams_counts_as_a_cancel() {
-    let (backend, connections) = head_then_silence().await;
+    let (backend, connections) = counting_backend(Some(HEAD_THEN_SILENCE)).await;
     let proxy = Proxy::start(&[backend]).await;
     let mut client = h2_connect(&proxy).await;
     let mut buf = Vec::new();
@@ -292,41 +307,14 @@ async fn a_client_that_leaves_with_many_requests_in_flight_is_no_flood() {
     proxy.stop().await;
 }
 
-/// A backend that reads whatever comes and never answers; counts its
-/// connections.
-async fn silent_backend() -> (std::net::SocketAddr, Arc<AtomicUsize>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let accepted = Arc::new(AtomicUsize::new(0));
-    let counter = Arc::clone(&accepted);
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            counter.fetch_add(1, Ordering::SeqCst);
-            tokio::spawn(async move {
-                let mut buf = [0u8; 4096];
-                while matches!(stream.read(&mut buf).await, Ok(n) if n > 0) {}
-            });
-        }
-    });
-    (addr, accepted)
-}
-
 #[tokio::test]
 async fn a_reset_while_the_request_body_uploads_counts_as_a_cancel() {
     const DATA: u8 = 0x0;
     const END_HEADERS: u8 = 0x4;
-    let (backend, connections) = silent_backend().await;
+    let (backend, connections) = counting_backend(None).await;
     let proxy = Proxy::start(&[backend]).await;
     let mut client = h2_connect(&proxy).await;
-    let mut block = Vec::new();
-    for (name, value) in [
-        (":method", "POST"),
-        (":scheme", "http"),
-        (":authority", "a.example"),
-        (":path", "/upload"),
-    ] {
-        literal(&mut block, name, value);
-    }
+    let block = request_block("POST");
     // Start an upload, wait until its head reached the backend, then send
     // more of the body and the reset in one write.
     let mut cancelled = 0;
