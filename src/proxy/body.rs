@@ -46,6 +46,7 @@ pub struct BodyEnds {
 pin_project_lite::pin_project! {
     /// A response body sent to a client, holding its [`BodyEnds`] until
     /// hyper has sent the last byte or dropped it.
+    #[project = ResponseBodyProj]
     pub struct ResponseBody {
         // Dropped first, so the backend connection has seen the end of its
         // response before the lease returns it.
@@ -123,53 +124,17 @@ impl Body for ResponseBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let mut this = self.project();
-        *this.waiting = None;
-        if this
-            .closing
-            .as_ref()
-            .is_some_and(CancellationToken::is_cancelled)
-        {
+        let polled = next_frame(&mut this, cx);
+        // Ended (trailers are the last frame: hyper's HTTP/2 side does not
+        // poll again after them), or cut off by the backend, a drain or a
+        // stall: not a cancel by the client.
+        let over = match &polled {
+            Poll::Ready(None) | Poll::Ready(Some(Err(_))) => true,
+            Poll::Ready(Some(Ok(frame))) => frame.is_trailers() || this.inner.is_end_stream(),
+            Poll::Pending => false,
+        };
+        if over {
             done(this.exchange);
-            return Poll::Ready(Some(Err(DRAINED.into())));
-        }
-        let polled = this.inner.as_mut().poll_frame(cx);
-        if this.stall.passed(cx, polled.is_pending()) {
-            done(this.exchange);
-            return Poll::Ready(Some(Err(STALLED.into())));
-        }
-        // Ended (trailers are the last frame; hyper's HTTP/2 side does not
-        // poll again after them) or broken by the backend: not a cancel.
-        let trailers = matches!(&polled, Poll::Ready(Some(Ok(frame))) if frame.is_trailers());
-        if matches!(polled, Poll::Ready(None) | Poll::Ready(Some(Err(_))))
-            || trailers
-            || polled.is_ready() && this.inner.is_end_stream()
-        {
-            done(this.exchange);
-        }
-        match &polled {
-            Poll::Ready(Some(Ok(frame))) => {
-                if let Some(data) = frame.data_ref() {
-                    this.completion.bytes_out += data.len() as u64;
-                    // hyper holds the frame until the client grants window,
-                    // then polls again (or, after the last one, drops us).
-                    *this.waiting = this
-                        ._in_flight
-                        .as_ref()
-                        .and_then(|f| f.conn().body_waiting());
-                }
-            }
-            Poll::Pending => {
-                if let Some(token) = this.closing.as_ref() {
-                    let closed = this
-                        .closed
-                        .get_or_insert_with(|| Box::pin(token.clone().cancelled_owned()));
-                    if closed.as_mut().poll(cx).is_ready() {
-                        done(this.exchange);
-                        return Poll::Ready(Some(Err(DRAINED.into())));
-                    }
-                }
-            }
-            _ => {}
         }
         polled
     }
@@ -181,6 +146,51 @@ impl Body for ResponseBody {
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
     }
+}
+
+/// The next frame of the backend's body, unless a drain or a stall cuts it
+/// off first.
+fn next_frame(
+    this: &mut ResponseBodyProj<'_>,
+    cx: &mut Context<'_>,
+) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    *this.waiting = None;
+    if this
+        .closing
+        .as_ref()
+        .is_some_and(CancellationToken::is_cancelled)
+    {
+        return Poll::Ready(Some(Err(DRAINED.into())));
+    }
+    let polled = this.inner.as_mut().poll_frame(cx);
+    if this.stall.passed(cx, polled.is_pending()) {
+        return Poll::Ready(Some(Err(STALLED.into())));
+    }
+    match &polled {
+        Poll::Ready(Some(Ok(frame))) => {
+            if let Some(data) = frame.data_ref() {
+                this.completion.bytes_out += data.len() as u64;
+                // hyper holds the frame until the client grants window,
+                // then polls again (or, after the last one, drops us).
+                *this.waiting = this
+                    ._in_flight
+                    .as_ref()
+                    .and_then(|f| f.conn().body_waiting());
+            }
+        }
+        Poll::Pending => {
+            if let Some(token) = this.closing.as_ref() {
+                let closed = this
+                    .closed
+                    .get_or_insert_with(|| Box::pin(token.clone().cancelled_owned()));
+                if closed.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Some(Err(DRAINED.into())));
+                }
+            }
+        }
+        _ => {}
+    }
+    polled
 }
 
 /// What became of a request body on its way to a backend: the bytes sent,

@@ -95,10 +95,7 @@ pub fn parse(chain_pem: &str, key_pem: &str, now: i64) -> Result<ParsedCertifica
     if names.is_empty() {
         return Err(CertError::NoNames);
     }
-    let provider = rustls::crypto::aws_lc_rs::default_provider();
-    let signing_key = provider
-        .key_provider
-        .load_private_key(key)
+    let signing_key = rustls::crypto::aws_lc_rs::sign::any_supported_type(&key)
         .map_err(|_| CertError::UnsupportedKey)?;
     let certified = CertifiedKey::new(chain.clone(), signing_key);
     certified.keys_match().map_err(|_| CertError::KeyMismatch)?;

@@ -68,7 +68,8 @@ fn parent_of(host: &str) -> Option<&str> {
 #[derive(Debug)]
 pub struct NameIndex<T> {
     exact: HashMap<RoutingKey, Arc<T>>,
-    wildcard: HashMap<RoutingKey, Arc<T>>,
+    /// By parent, as text: a normalized host's parent is normalized too.
+    wildcard: HashMap<Box<str>, Arc<T>>,
 }
 
 impl<T> Default for NameIndex<T> {
@@ -84,12 +85,12 @@ impl<T> NameIndex<T> {
     /// Index `entry` under each of `names`.
     pub fn insert(&mut self, names: &[CertName], entry: &Arc<T>) {
         for name in names {
-            let map = match name {
-                CertName::Exact(_) => &mut self.exact,
-                CertName::Wildcard(_) => &mut self.wildcard,
+            match name {
+                CertName::Exact(key) => self.exact.insert(key.clone(), Arc::clone(entry)),
+                CertName::Wildcard(parent) => self
+                    .wildcard
+                    .insert(parent.as_str().into(), Arc::clone(entry)),
             };
-            let (CertName::Exact(key) | CertName::Wildcard(key)) = name;
-            map.insert(key.clone(), Arc::clone(entry));
         }
     }
 
@@ -99,9 +100,7 @@ impl<T> NameIndex<T> {
         if let Some(entry) = self.exact.get(host) {
             return Some(entry);
         }
-        let parent = parent_of(host.as_str())?;
-        let parent = normalize_host(parent.as_bytes()).ok()?;
-        self.wildcard.get(&parent)
+        self.wildcard.get(parent_of(host.as_str())?)
     }
 
     /// The entry for a raw name from a client (SNI), normalized first.

@@ -13,6 +13,7 @@
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
+use rustls::crypto::CryptoProvider;
 use rustls::server::{
     ClientHello, ProducesTickets, ResolvesServerCert, ServerSessionMemoryCache,
     StoresServerSessions,
@@ -22,7 +23,7 @@ use rustls::ServerConfig;
 
 use super::certificate::ParsedCertificate;
 use super::names::{CertName, NameIndex};
-use crate::routing::{normalize_host, RoutingKey};
+use crate::routing::RoutingKey;
 
 /// Sessions kept for TLS 1.2 resumption by session id (TLS 1.3 uses tickets).
 const SESSION_CACHE: usize = 16 * 1024;
@@ -45,17 +46,21 @@ impl Served {
     }
 }
 
-/// What every certificate's config shares.
+/// What every certificate's config shares: the crypto provider, the
+/// session-ticket key and the session cache.
 #[derive(Debug, Clone)]
 pub struct Sessions {
+    provider: Arc<CryptoProvider>,
     ticketer: Arc<dyn ProducesTickets>,
     cache: Arc<dyn StoresServerSessions>,
 }
 
 impl Sessions {
-    /// A fresh ticket key (rotated by rustls) and an empty session cache.
+    /// The crypto provider, a fresh ticket key (rotated by rustls) and an
+    /// empty session cache.
     pub fn new() -> Result<Self, rustls::Error> {
         Ok(Sessions {
+            provider: Arc::new(rustls::crypto::aws_lc_rs::default_provider()),
             ticketer: rustls::crypto::aws_lc_rs::Ticketer::new()?,
             cache: ServerSessionMemoryCache::new(SESSION_CACHE),
         })
@@ -105,7 +110,7 @@ impl CertSnapshot {
     /// The certificate a request for `host` would get (the UI's "which
     /// certificate would this domain get").
     pub fn for_host(&self, host: &str) -> Option<&Arc<Served>> {
-        self.index.find(&normalize_host(host.as_bytes()).ok()?)
+        self.index.find_raw(host)
     }
 
     /// Every certificate served, oldest first.
@@ -118,8 +123,7 @@ fn server_config(
     parsed: &ParsedCertificate,
     sessions: &Sessions,
 ) -> Result<Arc<ServerConfig>, rustls::Error> {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut config = ServerConfig::builder_with_provider(provider)
+    let mut config = ServerConfig::builder_with_provider(Arc::clone(&sessions.provider))
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
         .with_no_client_auth()
         .with_cert_resolver(Arc::new(Fixed(Arc::clone(&parsed.certified))));
