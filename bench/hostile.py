@@ -73,6 +73,62 @@ return {{
 # count can show whether anything else stayed open.
 BASE_CONFIG = dict(header_read=10, idle=60, body_idle=10, backend_idle=5, max_connections=10000)
 
+# `--proxy nginx|haproxy`: the same attacks against a peer as the proxy.
+PEER_CONFIGS = {
+    "nginx": """# written by bench/hostile.py --proxy nginx
+worker_processes 2;
+pid {tmp}/peer.pid;
+error_log {tmp}/peer-error.log warn;
+events {{ worker_connections {max_connections}; }}
+http {{
+  access_log off;
+  client_header_timeout {header_read}s;
+  client_body_timeout {body_idle}s;
+  keepalive_timeout {idle}s;
+  keepalive_requests 1000000;
+  upstream backends {{
+    hash $host consistent;
+    server 127.0.0.1:19611; server 127.0.0.1:19612; server 127.0.0.1:19613;
+    keepalive 256;
+    keepalive_timeout {backend_idle}s;
+  }}
+  server {{
+    listen 127.0.0.1:{port} backlog=4096;
+    client_max_body_size 0;
+    location / {{
+      proxy_pass http://backends;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host $host;
+      proxy_request_buffering off;
+    }}
+  }}
+}}
+""",
+    "haproxy": """# written by bench/hostile.py --proxy haproxy
+global
+  nbthread 2
+  maxconn {fd_bound_maxconn}
+defaults
+  mode http
+  timeout connect 2s
+  timeout client {idle}s
+  timeout http-request {header_read}s
+  timeout http-keep-alive {idle}s
+  timeout server 60s
+  http-reuse always
+frontend routing
+  bind 127.0.0.1:{port}
+  default_backend pool
+backend pool
+  balance hdr(host)
+  hash-type consistent
+  server b1 127.0.0.1:19611
+  server b2 127.0.0.1:19612
+  server b3 127.0.0.1:19613
+""",
+}
+
 # `--limit name=value` fields added to the config's `limits` table.
 EXTRA_LIMITS = []
 
@@ -735,6 +791,8 @@ class Run:
 
     def start_proxy(self, name, overrides):
         cfg = dict(BASE_CONFIG, **overrides)
+        if self.args.proxy != "switchyard":
+            return self.start_peer(name, cfg), dict(cfg, proxy=self.args.proxy)
         slug = name.replace(" ", "-").replace("/", "")
         path = os.path.join(self.tmp, f"{slug}.lua")
         with open(path, "w") as f:
@@ -748,6 +806,28 @@ class Run:
                                  stdout=self.log, stderr=self.log, preexec_fn=child_setup)
         wait_port(PROXY_PORT, proxy)
         return proxy, dict(cfg, limits=EXTRA_LIMITS) if EXTRA_LIMITS else cfg
+
+    def start_peer(self, name, cfg):
+        """nginx or HAProxy as the proxy, set up like switchyard: two workers,
+        consistent hashing on the Host, pooled keep-alive backend connections,
+        the same timeouts and connection limit."""
+        slug = name.replace(" ", "-").replace("/", "")
+        # HAProxy needs two fds per connection and refuses to start past the fd limit
+        fd_bound_maxconn = min(cfg["max_connections"], resource.getrlimit(resource.RLIMIT_NOFILE)[0] // 2 - 10)
+        conf = PEER_CONFIGS[self.args.proxy].format(port=PROXY_PORT, tmp=self.tmp,
+                                                    fd_bound_maxconn=fd_bound_maxconn, **cfg)
+        path = os.path.join(self.tmp, f"{slug}.{self.args.proxy}.conf")
+        with open(path, "w") as f:
+            f.write(conf)
+        self.log_path = os.path.join(self.tmp, f"{slug}.log")
+        self.log = open(self.log_path, "w")
+        if self.args.proxy == "nginx":
+            cmd = ["nginx", "-c", path, "-g", "daemon off;"]
+        else:
+            cmd = ["haproxy", "-f", path, "-db"]
+        proxy = subprocess.Popen(cmd, stdout=self.log, stderr=self.log, preexec_fn=child_setup)
+        wait_port(PROXY_PORT, proxy)
+        return proxy
 
     async def attack(self, name, params, fn, overrides):
         proxy, cfg = self.start_proxy(name, overrides)
@@ -1019,6 +1099,8 @@ def main():
                    help="nice increment for the proxy, the backend and the victims (root only; "
                         "default -10: other jobs on a shared machine disturb the measurement less; "
                         "the attacker keeps the default priority)")
+    p.add_argument("--proxy", choices=("switchyard", "nginx", "haproxy"), default="switchyard",
+                   help="the proxy under attack (nginx and HAProxy set up like switchyard, for comparison)")
     p.add_argument("--json", help="also write every round's raw results here")
     p.add_argument("--limit", action="append", default=[], metavar="NAME=VALUE",
                    help="add a field to the proxy config's limits table, e.g. client_send_buffer=262144")

@@ -16,11 +16,14 @@ use crate::routing::{Backend, BackendPool};
 use crate::store::{Membership, Store};
 use crate::sync;
 use crate::telemetry::{self, Telemetry};
+use crate::tls::{Keeper, Sessions};
 
 /// A built switchyard: listeners bound, pool loaded, demo backends running.
 pub struct App {
     proxy: Arc<Proxy>,
     listener: TcpListener,
+    /// The HTTPS listener, unless `tls.listen = false`.
+    tls_listener: Option<TcpListener>,
     admin: AdminState,
     admin_listener: TcpListener,
     /// `--metrics-listen`: `/metrics` without a token.
@@ -43,6 +46,10 @@ impl App {
         let checked = settings.check()?;
         crate::listen::raise_open_file_limit(settings.limits.max_connections);
         let listener = bind(settings.listen, "proxy").await?;
+        let tls_listener = match settings.tls.listen.addr() {
+            Some(addr) => Some(bind(addr, "tls.listen").await?),
+            None => None,
+        };
         let admin_listener = bind(settings.admin.listen, "admin").await?;
         let metrics_listener = match settings.metrics_listen {
             Some(addr) => Some(bind(addr, "metrics").await?),
@@ -67,9 +74,12 @@ impl App {
             None
         };
         let database = &checked.database;
-        let store = Store::open(database.expose())
+        let mut store = Store::open(database.expose())
             .await
             .map_err(|e| anyhow::anyhow!("cannot open database {database}: {e}"))?;
+        if let Some(sealer) = checked.sealer {
+            store = store.with_sealer(sealer);
+        }
         let membership = match (&demo, checked.backends.is_empty()) {
             // The demo backends are not configured ones: they only seed.
             (Some(demo), true) => reconcile(&store, &demo.backends(), Seed::OnlyEmpty).await?,
@@ -82,6 +92,13 @@ impl App {
         let health = Arc::new(Health::new(checked.proxy.health.clone()));
         health.track(&pool.load());
         let telemetry = Arc::new(Telemetry::new(Arc::clone(&pool), Arc::clone(&health)));
+        let sessions = Sessions::new().map_err(|e| anyhow::anyhow!("TLS setup: {e}"))?;
+        let certificates = Arc::new(Keeper::new(
+            sessions,
+            checked.proxy.tls.default_certificate.clone(),
+        ));
+        certificates.apply(store.certificates().await?);
+        telemetry.tls.watch(Arc::clone(&certificates));
         let settings_now: SharedSettings = Arc::new(arc_swap::ArcSwap::from_pointee(checked.proxy));
         let origins = Origins::of(admin_listener.local_addr()?).with(checked.allowed_origins);
         let admin = AdminState {
@@ -95,13 +112,25 @@ impl App {
             origins: Arc::new(origins),
             hosts: Arc::new(AllowedHosts::new(checked.allowed_hosts)),
             db: Arc::default(),
+            certificates: Arc::clone(&certificates),
         };
-        let proxy = Arc::new(Proxy::new(pool, settings_now, telemetry, health));
+        let https_port = match &tls_listener {
+            Some(l) => Some(l.local_addr()?.port()),
+            None => None,
+        };
+        let proxy = Arc::new(Proxy::new(
+            pool,
+            settings_now,
+            (telemetry, health),
+            certificates,
+            https_port,
+        ));
         Ok(App {
             workers: checked.workers,
             reloader: Reloader::new(Arc::clone(&proxy), settings.clone()),
             proxy,
             listener,
+            tls_listener,
             admin,
             admin_listener,
             metrics_listener,
@@ -115,6 +144,13 @@ impl App {
         self.listener
             .local_addr()
             .expect("bound listener has an address")
+    }
+
+    /// The HTTPS listener's bound address, unless it is off.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls_listener
+            .as_ref()
+            .map(|l| l.local_addr().expect("bound listener has an address"))
     }
 
     /// The admin API's bound address.
@@ -157,8 +193,13 @@ impl App {
         let metrics = self
             .metrics_addr()
             .map_or_else(|| "-".to_owned(), |a| a.to_string());
-        tracing::info!(listen = %self.proxy_addr(), admin = %self.admin_addr(), %metrics,
-            backends = snapshot.backends().len(), workers = self.workers, "switchyard ready");
+        let tls = self
+            .tls_addr()
+            .map_or_else(|| "-".to_owned(), |a| a.to_string());
+        tracing::info!(listen = %self.proxy_addr(), tls_listen = %tls, admin = %self.admin_addr(),
+            %metrics, backends = snapshot.backends().len(),
+            certificates = self.proxy.certificates.entries().len(), workers = self.workers,
+            "switchyard ready");
         let (grace, header_read) = {
             let settings = self.proxy.settings.load();
             (settings.shutdown_grace, settings.header_read_timeout)
@@ -200,9 +241,10 @@ impl App {
             Arc::clone(&self.proxy.settings),
             shutdown.clone(),
         );
+        let mut listeners = vec![(self.listener, proxy::Scheme::Http)];
+        listeners.extend(self.tls_listener.map(|l| (l, proxy::Scheme::Https)));
         let served =
-            proxy::workers::serve_on_workers(self.listener, &self.proxy, self.workers, shutdown)
-                .await;
+            proxy::workers::serve_on_workers(listeners, &self.proxy, self.workers, shutdown).await;
         checker.abort();
         sampler.abort();
         drainer.abort();

@@ -68,6 +68,8 @@ impl Reloader {
             ("database", running.database() != settings.database()),
             ("workers", running.workers != settings.workers),
             ("log_format", running.log_format != settings.log_format),
+            ("tls.listen", running.tls.listen != settings.tls.listen),
+            ("storage key", running.storage_key != settings.storage_key),
         ] {
             if changed {
                 tracing::warn!(
@@ -99,6 +101,9 @@ impl Reloader {
             }
         }
         self.proxy.health.set_config(next.health.clone());
+        self.proxy
+            .certificates
+            .set_default(next.tls.default_certificate.clone());
         self.proxy.settings.store(Arc::new(next));
         *running = settings;
         Ok(())

@@ -23,8 +23,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::health::Health;
 use crate::routing::{BackendPool, PoolError, Snapshot};
-use crate::store::{Membership, Store, StoreError, CHANNEL};
+use crate::store::{Membership, Store, StoreError, CERT_CHANNEL, CHANNEL};
 use crate::telemetry::Telemetry;
+use crate::tls::Keeper;
 
 /// How often the follower compares generations even without notifications.
 pub const CHECK_EVERY: Duration = Duration::from_secs(5);
@@ -48,6 +49,8 @@ pub struct Publisher {
     pub pool: Arc<BackendPool>,
     pub telemetry: Arc<Telemetry>,
     pub health: Arc<Health>,
+    /// The certificate snapshot (follows `certificates` like the pool follows `backends`).
+    pub certificates: Arc<Keeper>,
 }
 
 impl Publisher {
@@ -78,6 +81,21 @@ impl Publisher {
         let generation = membership.generation;
         if self.publish(membership).await? {
             tracing::info!(generation, "membership changed on another node; applied");
+        }
+        Ok(())
+    }
+
+    /// Read every certificate and serve them if they are newer.
+    async fn resync_certificates(&self, store: &Store) -> Result<(), SyncError> {
+        let stored = store.certificates().await?;
+        let generation = stored.generation;
+        let keeper = Arc::clone(&self.certificates);
+        // Reading new certificates is CPU work (parsing, key checks).
+        let applied = tokio::task::spawn_blocking(move || keeper.apply(stored))
+            .await
+            .map_err(|_| PublishError::Aborted)?;
+        if applied {
+            tracing::info!(generation, "certificates changed on another node; applied");
         }
         Ok(())
     }
@@ -187,13 +205,14 @@ async fn follow_inner(
 ) -> Result<std::convert::Infallible, SyncError> {
     let mut listener = tokio::time::timeout(CONNECT_TIMEOUT, async {
         let mut listener = PgListener::connect(url).await?;
-        listener.listen(CHANNEL).await?;
+        listener.listen_all([CHANNEL, CERT_CHANNEL]).await?;
         Ok::<_, sqlx::Error>(listener)
     })
     .await
     .map_err(|_| SyncError::Timeout)??;
     // Listening first, reading second: nothing committed in between is missed.
     publisher.resync(store).await?;
+    publisher.resync_certificates(store).await?;
     status.reachable();
     *backoff = reconnect_backoff();
     let mut check = tokio::time::interval(CHECK_EVERY);
@@ -204,12 +223,20 @@ async fn follow_inner(
                 let Some(notification) = received? else {
                     return Err(SyncError::Lost);
                 };
+                let certificates = notification.channel() == CERT_CHANNEL;
+                let applied = if certificates {
+                    publisher.certificates.generation()
+                } else {
+                    publisher.pool.load().generation()
+                };
                 let newer = notification
                     .payload()
                     .parse::<u64>()
-                    .map_or(true, |g| g > publisher.pool.load().generation());
-                if newer {
-                    publisher.resync(store).await?;
+                    .map_or(true, |g| g > applied);
+                match (newer, certificates) {
+                    (true, false) => publisher.resync(store).await?,
+                    (true, true) => publisher.resync_certificates(store).await?,
+                    (false, _) => {}
                 }
             }
             _ = check.tick() => {
@@ -217,6 +244,11 @@ async fn follow_inner(
                 if committed > publisher.pool.load().generation() {
                     tracing::warn!(committed, "a change arrived without its notification; resyncing");
                     publisher.resync(store).await?;
+                }
+                let committed = store.certificate_generation().await?;
+                if committed > publisher.certificates.generation() {
+                    tracing::warn!(committed, "a certificate change arrived without its notification; resyncing");
+                    publisher.resync_certificates(store).await?;
                 }
             }
         }

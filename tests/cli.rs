@@ -36,7 +36,14 @@ fn bad_flags_and_bad_values_exit_2() {
         switchyard(&["--listen", "not-an-address"]).status.code(),
         Some(2)
     );
-    let out = switchyard(&["--backend", "nope", "--listen", "127.0.0.1:0"]);
+    let out = switchyard(&[
+        "--backend",
+        "nope",
+        "--listen",
+        "127.0.0.1:0",
+        "--tls-listen",
+        "off",
+    ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("invalid backend address \"nope\""));
     assert_eq!(
@@ -51,7 +58,14 @@ fn bad_flags_and_bad_values_exit_2() {
 fn a_public_admin_listener_without_an_explicit_strong_token_exits_2() {
     let dir = tempfile::tempdir().unwrap();
     let database = format!("sqlite://{}", dir.path().join("db").display());
-    let base = ["--listen", "127.0.0.1:0", "--database", &database];
+    let base = [
+        "--listen",
+        "127.0.0.1:0",
+        "--tls-listen",
+        "off",
+        "--database",
+        &database,
+    ];
     let public = [&base[..], &["--admin-listen", "0.0.0.0:0"]].concat();
     let out = Command::new(env!("CARGO_BIN_EXE_switchyard"))
         .args(&public)

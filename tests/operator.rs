@@ -105,7 +105,14 @@ fn a_database_password_never_appears_in_a_fatal_error() {
         ),
     ] {
         let args = [
-            &["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"][..],
+            &[
+                "--listen",
+                "127.0.0.1:0",
+                "--tls-listen",
+                "127.0.0.1:0",
+                "--admin-listen",
+                "127.0.0.1:0",
+            ][..],
             &args,
         ]
         .concat();
@@ -116,7 +123,17 @@ fn a_database_password_never_appears_in_a_fatal_error() {
         assert!(stderr.contains(shown), "{stderr}");
     }
     let query = format!("postgres://sy@127.0.0.1:1/sy?password={PASSWORD}");
-    let out = switchyard(&["--listen", "127.0.0.1:0", "--database", &query], &[]);
+    let out = switchyard(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--tls-listen",
+            "off",
+            "--database",
+            &query,
+        ],
+        &[],
+    );
     let stderr = text(&out.stderr);
     assert!(
         !stderr.contains(PASSWORD) && stderr.contains("password=***"),

@@ -48,6 +48,9 @@ pub enum ErrorCode {
     InvalidRequest,
     /// `400`: a reload URL whose domain is not valid.
     InvalidReloadDomain,
+    /// `400`: an uploaded certificate that cannot be used (unreadable PEM,
+    /// a key that does not match, expired, no domain).
+    InvalidCertificate,
     /// `400`: a query parameter of the wrong type or range.
     InvalidQuery,
     /// `400`: the body is not JSON.
@@ -193,6 +196,9 @@ impl From<StoreError> for ApiError {
                 ApiError::Conflict(format!("a backend with address {address} already exists"))
             }
             StoreError::NotFound(id) => ApiError::NotFound(format!("no backend with id {id}")),
+            StoreError::CertificateNotFound(id) => {
+                ApiError::NotFound(format!("no certificate with id {id}"))
+            }
             StoreError::Database(err) => {
                 tracing::error!(%err, "membership database error");
                 ApiError::StoreUnavailable

@@ -9,6 +9,8 @@
 //! - [`backends`]: list/create/get/patch/delete/replace; each change is
 //!   committed to the [`Store`] and published to the routing snapshot before
 //!   the response.
+//! - [`certificates`]: upload (checked, with warnings), list, get, delete
+//!   TLS certificates; applied to the certificate snapshot like backends.
 //! - [`lookup`]: route lookup, change log, `/healthz`, `/readyz`.
 //! - [`stats`]: per-backend stats, their five-minute history, `/metrics`.
 //! - [`model`], [`error`], [`openapi`]: the JSON, its errors and its schema.
@@ -18,6 +20,7 @@
 pub mod auth;
 mod backends;
 pub mod browser;
+mod certificates;
 pub mod error;
 mod lookup;
 pub mod model;
@@ -38,6 +41,7 @@ use crate::routing::BackendPool;
 use crate::store::{Membership, Store};
 use crate::sync::{DbStatus, Publisher};
 use crate::telemetry::Telemetry;
+use crate::tls::Keeper;
 
 pub use auth::AdminToken;
 pub use backends::{validate_new, validate_patch, validate_replacement};
@@ -65,6 +69,8 @@ pub struct AdminState {
     pub hosts: Arc<AllowedHosts>,
     /// Whether the database is reachable (`/readyz`).
     pub db: Arc<DbStatus>,
+    /// The certificates this node serves.
+    pub certificates: Arc<Keeper>,
 }
 
 /// The admin API: every route behind the `Host` allow-list; `/healthz`,
@@ -84,6 +90,14 @@ pub fn router(state: AdminState) -> Router {
             get(backends::get)
                 .patch(backends::update)
                 .delete(backends::delete),
+        )
+        .route(
+            "/api/v1/certificates",
+            get(certificates::list).post(certificates::create),
+        )
+        .route(
+            "/api/v1/certificates/{id}",
+            get(certificates::get).delete(certificates::delete),
         )
         .route("/api/v1/route", get(lookup::route))
         .route("/api/v1/stats", get(stats::stats))
@@ -169,6 +183,7 @@ impl AdminState {
             pool: Arc::clone(&self.pool),
             telemetry: Arc::clone(&self.telemetry),
             health: Arc::clone(&self.health),
+            certificates: Arc::clone(&self.certificates),
         }
     }
 }

@@ -10,7 +10,7 @@ use utoipa::{Modify, OpenApi};
 
 use super::error::{ErrorBody, ErrorCode, ErrorDetail};
 use super::model;
-use super::{backends, lookup, stats};
+use super::{backends, certificates, lookup, stats};
 
 /// The whole admin API.
 #[derive(OpenApi)]
@@ -25,7 +25,8 @@ use super::{backends, lookup, stats};
         path answers 404 (`not_found`)."),
     paths(
         backends::list, backends::create, backends::get, backends::update, backends::delete,
-        backends::replace, lookup::route, stats::stats, stats::history, lookup::changes,
+        backends::replace, certificates::list, certificates::create, certificates::get,
+        certificates::delete, lookup::route, stats::stats, stats::history, lookup::changes,
         lookup::healthz, lookup::readyz, stats::metrics, document,
     ),
     components(schemas(
@@ -34,6 +35,8 @@ use super::{backends, lookup, stats};
         model::RouteBackend, model::Stats, model::BackendStatsView, model::Latency,
         model::ByClass, model::ChangeList, model::Change, model::Healthz, model::Readyz, model::State,
         model::Health, model::Address, model::StatsHistory, model::BackendHistory, model::Sample,
+        model::NewCertificate, model::CertificateView, model::CertificateList,
+        crate::store::CertSource,
     )),
     modifiers(&Refinements),
     security(("bearer" = [])),

@@ -25,6 +25,8 @@ pub struct Checked {
     pub allowed_hosts: Vec<String>,
     /// Proxy worker threads.
     pub workers: usize,
+    /// Seals private keys at rest, if a storage key is configured.
+    pub sealer: Option<crate::store::Sealer>,
 }
 
 impl Settings {
@@ -41,7 +43,14 @@ impl Settings {
                 "database {database:?} is not supported: use sqlite://PATH or postgres://..."
             )));
         }
+        let sealer = self
+            .storage_key
+            .as_ref()
+            .map(crate::store::Sealer::from_hex)
+            .transpose()
+            .map_err(|e| ConfigError::Invalid(format!("SWITCHYARD_STORAGE_KEY: {e}")))?;
         Ok(Checked {
+            sealer,
             proxy,
             backends,
             token: self.admin.token_source(url)?,
@@ -62,6 +71,7 @@ impl Settings {
     fn listeners_apart(&self) -> Result<(), ConfigError> {
         let mut listeners = vec![("listen", self.listen), ("admin.listen", self.admin.listen)];
         listeners.extend(self.metrics_listen.map(|m| ("metrics_listen", m)));
+        listeners.extend(self.tls.listen.addr().map(|t| ("tls.listen", t)));
         for (i, (a_name, a)) in listeners.iter().enumerate() {
             for (b_name, b) in &listeners[i + 1..] {
                 let overlap =

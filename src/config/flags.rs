@@ -17,6 +17,9 @@ pub struct Flags {
     /// Proxy listen address [default: 127.0.0.1:8080].
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
+    /// HTTPS listen address, or `off` [default: 127.0.0.1:8443].
+    #[arg(long, value_name = "ADDR|off", value_parser = super::TlsListen::parse_flag)]
+    pub tls_listen: Option<super::TlsListen>,
     /// Membership database: sqlite://PATH or postgres://... [default: sqlite://switchyard.db;
     /// with --demo, sqlite://switchyard-demo.db]. From the environment, it keeps a
     /// PostgreSQL password out of the process list.
@@ -46,6 +49,15 @@ pub struct Flags {
         hide_env_values = true
     )]
     pub read_token: Option<String>,
+    /// Storage key (64 hex digits, e.g. from `openssl rand -hex 32`): certificates'
+    /// private keys are sealed with it in the database. Environment only.
+    #[arg(
+        long,
+        env = "SWITCHYARD_STORAGE_KEY",
+        hide = true,
+        hide_env_values = true
+    )]
+    pub storage_key: Option<String>,
     /// Also serve /metrics, without a token, on this address.
     #[arg(long, value_name = "ADDR")]
     pub metrics_listen: Option<SocketAddr>,
@@ -82,6 +94,9 @@ impl Flags {
         if let Some(listen) = self.listen {
             settings.listen = listen;
         }
+        if let Some(listen) = self.tls_listen {
+            settings.tls.listen = listen;
+        }
         if let Some(database) = &self.database {
             settings.database_url = Some(DatabaseUrl::new(database));
         }
@@ -96,6 +111,9 @@ impl Flags {
         }
         if let Some(token) = &self.read_token {
             settings.admin.read_token = Some(Secret::new(token));
+        }
+        if let Some(key) = &self.storage_key {
+            settings.storage_key = Some(Secret::new(key));
         }
         if let Some(listen) = self.metrics_listen {
             settings.metrics_listen = Some(listen);

@@ -13,6 +13,7 @@ mod limits;
 pub mod lua;
 mod net;
 mod secret;
+mod tls;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -30,6 +31,7 @@ pub use limits::{AccessLogSettings, Failover, Limits, Timeouts};
 pub use net::ProxyProtocolSettings;
 pub use net::{any_contains, parse_net, IpNet};
 pub use secret::{redact_url, DatabaseUrl, Secret, REDACTED};
+pub use tls::{HstsSettings, TlsListen, TlsRuntime, TlsSettings};
 
 /// The running proxy settings, replaced whole by a config reload.
 pub type SharedSettings = std::sync::Arc<arc_swap::ArcSwap<ProxySettings>>;
@@ -106,6 +108,8 @@ pub struct Settings {
     pub metrics_listen: Option<SocketAddr>,
     /// PROXY protocol on the proxy listener.
     pub proxy_protocol: ProxyProtocolSettings,
+    /// The HTTPS listener, default certificate, redirects and HSTS.
+    pub tls: TlsSettings,
     /// Start the demo backends (`--demo` only; not a Lua key).
     #[serde(skip)]
     pub demo: bool,
@@ -113,6 +117,10 @@ pub struct Settings {
     /// only; not a Lua key).
     #[serde(skip)]
     pub replace_backends: bool,
+    /// Seals certificates' private keys in the database
+    /// (`SWITCHYARD_STORAGE_KEY` only; not a Lua key, never printed).
+    #[serde(skip)]
+    pub storage_key: Option<Secret>,
 }
 
 impl Default for Settings {
@@ -135,8 +143,10 @@ impl Default for Settings {
             access_log: AccessLogSettings::default(),
             metrics_listen: None,
             proxy_protocol: ProxyProtocolSettings::default(),
+            tls: TlsSettings::default(),
             demo: false,
             replace_backends: false,
+            storage_key: None,
         }
     }
 }
@@ -260,6 +270,8 @@ pub struct ProxySettings {
     /// The log format the process started with (restart-only; a reload
     /// keeps it).
     pub log_format: LogFormat,
+    /// Default certificate, redirects to HTTPS, HSTS.
+    pub tls: TlsRuntime,
 }
 
 /// `upgrade_protocols`: HTTP tokens, lowercased; `h2c` is refused.
@@ -404,6 +416,7 @@ impl Settings {
             health: self.health.validate()?,
             access_log_sample: self.access_log.enabled.then_some(self.access_log.sample),
             log_format: self.log_format,
+            tls: self.tls.runtime()?,
         };
         Ok((proxy, self.initial_backends()?))
     }

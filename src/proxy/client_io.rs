@@ -33,7 +33,6 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
@@ -91,9 +90,6 @@ pub struct ClientIo<T> {
     /// The first bytes, while they may still be a PROXY protocol header
     /// that this peer may not send.
     guard: Option<Vec<u8>>,
-    /// Bytes read before hyper took over (after a PROXY protocol header),
-    /// served first.
-    read_ahead: Bytes,
 }
 
 impl<T> ClientIo<T> {
@@ -112,14 +108,7 @@ impl<T> ClientIo<T> {
             timer_at: None,
             write_stall: Stall::new(deadlines.send_idle),
             guard: deadlines.refuse_proxy_header.then(Vec::new),
-            read_ahead: Bytes::new(),
         }
-    }
-
-    /// Serve `bytes`, already read from the stream, before reading more.
-    pub fn with_read_ahead(mut self, bytes: Bytes) -> Self {
-        self.read_ahead = bytes;
-        self
     }
 
     /// Update the phase from the shared in-flight count.
@@ -231,15 +220,8 @@ impl<T: AsyncRead + Unpin> AsyncRead for ClientIo<T> {
         }
         this.refresh_phase();
         let before = buf.filled().len();
-        let from_socket = this.read_ahead.is_empty();
-        let polled = if from_socket {
-            Pin::new(&mut this.inner).poll_read(cx, buf)
-        } else {
-            let n = this.read_ahead.len().min(buf.remaining());
-            buf.put_slice(&this.read_ahead.split_to(n));
-            Poll::Ready(Ok(()))
-        };
-        match polled {
+        let room = buf.remaining() > 0;
+        match Pin::new(&mut this.inner).poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
                 let filled = &buf.filled()[before..];
                 if this.forbidden_header(filled) {
@@ -250,7 +232,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for ClientIo<T> {
                 }
                 if !filled.is_empty() {
                     this.on_bytes(filled);
-                } else if from_socket && buf.remaining() > 0 {
+                } else if room {
                     // End of file.
                     this.shared.mark_ended();
                 }

@@ -13,6 +13,7 @@ use super::framing::FramingError;
 use super::headers::PeerIp;
 use super::proxy_protocol::Refused;
 use super::tracker::{Verdict, Verdicts};
+use crate::tls::Served;
 
 /// State shared between a connection's I/O wrapper and its request handler.
 #[derive(Debug)]
@@ -43,6 +44,18 @@ pub struct ConnShared {
     /// Set once the client's side ended (EOF, an error): the requests
     /// dropped then were not cancelled one by one.
     ended: AtomicBool,
+    /// The TLS session, on the HTTPS listener.
+    pub tls: Option<TlsConn>,
+}
+
+/// What a TLS connection's handshake settled.
+#[derive(Debug)]
+pub struct TlsConn {
+    /// The certificate it was given (a request for a host it does not
+    /// cover gets `421`).
+    pub served: Arc<Served>,
+    /// `TLSv1_3` or `TLSv1_2`.
+    pub version: &'static str,
 }
 
 /// Cancelled exchanges an HTTP/2 connection may have in a burst (each may
@@ -88,7 +101,14 @@ impl ConnShared {
             }),
             cancel_flood: AtomicBool::new(false),
             ended: AtomicBool::new(false),
+            tls: None,
         }
+    }
+
+    /// The state of a connection whose TLS handshake settled `tls`.
+    pub fn with_tls(mut self, tls: TlsConn) -> Self {
+        self.tls = Some(tls);
+        self
     }
 
     /// The client's side of the connection ended.

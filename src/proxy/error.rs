@@ -29,6 +29,10 @@ pub enum ProxyError {
     /// never counted against the backend).
     #[error("{0}")]
     Body(#[from] BodyFault),
+    /// A TLS request for a host the connection's certificate does not
+    /// cover (the client must open a connection for that host).
+    #[error("this connection's certificate does not cover the requested host")]
+    Misdirected,
     /// No backend is active.
     #[error("no backend available")]
     NoBackends,
@@ -118,6 +122,7 @@ impl ProxyError {
             }
             ProxyError::Connect | ProxyError::Trace => StatusCode::METHOD_NOT_ALLOWED,
             ProxyError::Body(fault) => fault.status(),
+            ProxyError::Misdirected => StatusCode::MISDIRECTED_REQUEST,
             ProxyError::NoBackends => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::BadGateway => StatusCode::BAD_GATEWAY,
             ProxyError::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,

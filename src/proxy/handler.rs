@@ -18,6 +18,7 @@ use super::client_io::ConnShared;
 use super::drain::Drains;
 use super::error::{BodyFault, ClientGone, ProxyError};
 use super::headers::{self, PeerIp};
+use super::https;
 use super::pick::pick_backend;
 use super::prefetch::prefetch;
 use super::request_id;
@@ -27,6 +28,7 @@ use crate::config::{LogFormat, ProxySettings, SharedSettings};
 use crate::health::Health;
 use crate::routing::{routing_key_of, BackendPool, KeyError};
 use crate::telemetry::{Durations, Telemetry};
+use crate::tls::Keeper;
 
 /// Everything the request path reads: the pool, the settings, the
 /// connections, and the counters it updates.
@@ -46,6 +48,10 @@ pub struct Proxy {
     pub drains: Arc<Drains>,
     /// This worker's request-duration histograms (summed on a scrape).
     pub durations: Arc<Durations>,
+    /// The certificates the HTTPS listener serves.
+    pub certificates: Arc<Keeper>,
+    /// The HTTPS listener's port (redirects of plain requests), if there is one.
+    pub https_port: Option<u16>,
 }
 
 impl Proxy {
@@ -54,8 +60,9 @@ impl Proxy {
     pub fn new(
         pool: Arc<BackendPool>,
         settings: SharedSettings,
-        telemetry: Arc<Telemetry>,
-        health: Arc<Health>,
+        (telemetry, health): (Arc<Telemetry>, Arc<Health>),
+        certificates: Arc<Keeper>,
+        https_port: Option<u16>,
     ) -> Self {
         let max_connections = settings.load().max_connections;
         Proxy {
@@ -68,6 +75,8 @@ impl Proxy {
             drains: Arc::default(),
             durations: telemetry.worker_durations(),
             telemetry,
+            certificates,
+            https_port,
         }
     }
 
@@ -84,6 +93,8 @@ impl Proxy {
             sampler: Arc::clone(&self.sampler),
             drains: Arc::clone(&self.drains),
             durations: self.telemetry.worker_durations(),
+            certificates: Arc::clone(&self.certificates),
+            https_port: self.https_port,
         }
     }
 }
@@ -156,6 +167,18 @@ impl Proxy {
         // failover.
         let settings = self.settings.load();
         let (key, rule) = routing_key_of(&req, &settings.reload_scope)?;
+        https::check_host(conn, &req, &key, rule)?;
+        let redirect = (&key, rule);
+        if let Some(to_https) = https::redirect(
+            conn,
+            &req,
+            redirect,
+            &settings,
+            &self.certificates,
+            self.https_port,
+        )? {
+            return Ok(to_https);
+        }
         if trace.log {
             trace.key = Some((key.clone(), rule));
         }
@@ -181,7 +204,7 @@ impl Proxy {
         let settings = self.settings.load();
         let (req, body_sent) = prepare_request(
             Request::from_parts(parts, body),
-            &conn.peer_ip,
+            (&conn.peer_ip, conn.tls.is_some()),
             &settings,
             protocol.clone(),
             trace.body.clone(),
@@ -233,7 +256,9 @@ impl Proxy {
         }
         tracing::debug!(peer = %conn.peer, key = key.as_str(), rule = rule.as_str(), backend = %backend.address,
             status = response.status().as_u16(), "proxied");
-        Ok(prepare_response(response, upgraded))
+        let mut response = prepare_response(response, upgraded);
+        https::add_hsts(conn, &self.settings, &mut response);
+        Ok(response)
     }
 }
 
@@ -242,7 +267,7 @@ impl Proxy {
 /// `X-Forwarded-*` set. Returns a receiver that fires once the body is sent.
 pub fn prepare_request(
     req: Request<UpstreamBody>,
-    peer: &PeerIp,
+    (peer, https): (&PeerIp, bool),
     settings: &ProxySettings,
     upgrade: Option<HeaderValue>,
     progress: Option<Arc<BodyProgress>>,
@@ -274,7 +299,7 @@ pub fn prepare_request(
     }
     headers::set_forwarded(
         &mut parts.headers,
-        peer,
+        (peer, https),
         Some(&host),
         &settings.trusted_proxies,
     );

@@ -120,11 +120,12 @@ impl PeerIp {
     }
 }
 
-/// Set `X-Forwarded-For/Proto/Host`. Values from a trusted peer are kept
-/// (For is appended to); from anyone else they are replaced.
+/// Set `X-Forwarded-For/Proto/Host` (Proto: `https` on a TLS connection).
+/// Values from a trusted peer are kept (For is appended to); from anyone
+/// else they are replaced.
 pub fn set_forwarded(
     headers: &mut HeaderMap,
-    peer: &PeerIp,
+    (peer, https): (&PeerIp, bool),
     host: Option<&HeaderValue>,
     trusted: &[IpNet],
 ) {
@@ -150,7 +151,8 @@ pub fn set_forwarded(
         headers.insert(X_FORWARDED_FOR.clone(), value);
     }
     if !(peer_trusted && headers.contains_key(&X_FORWARDED_PROTO)) {
-        headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
+        let proto = if https { "https" } else { "http" };
+        headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(proto));
     }
     if !(peer_trusted && headers.contains_key(&X_FORWARDED_HOST)) {
         match host {
@@ -252,13 +254,21 @@ mod tests {
         ]);
         set_forwarded(
             &mut h,
-            &PeerIp::new("10.0.0.9".parse().unwrap()),
+            (&PeerIp::new("10.0.0.9".parse().unwrap()), false),
             Some(&host),
             &[],
         );
         assert_eq!(h["x-forwarded-for"], "10.0.0.9");
         assert_eq!(h["x-forwarded-proto"], "http");
         assert_eq!(h["x-forwarded-host"], "a.example");
+        let mut h = map(&[("x-forwarded-proto", "http")]);
+        set_forwarded(
+            &mut h,
+            (&PeerIp::new("10.0.0.9".parse().unwrap()), true),
+            Some(&host),
+            &[],
+        );
+        assert_eq!(h["x-forwarded-proto"], "https", "a TLS connection's");
 
         let trusted = [crate::config::parse_net("10.0.0.0/8").unwrap()];
         let mut h = map(&[
@@ -267,7 +277,7 @@ mod tests {
         ]);
         set_forwarded(
             &mut h,
-            &PeerIp::new("10.0.0.9".parse().unwrap()),
+            (&PeerIp::new("10.0.0.9".parse().unwrap()), false),
             Some(&host),
             &trusted,
         );

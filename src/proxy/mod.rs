@@ -1,10 +1,11 @@
 //! The data plane: client connections in, backend connections out.
 //!
 //! - [`workers`]: one thread and single-threaded runtime per worker, each
-//!   running [`serve`] on the shared listening socket.
+//!   running [`serve`] on the shared listening sockets (plain and TLS).
 //! - [`serve`]: the accept loop (connection limit, TCP_NODELAY, one task per
-//!   connection, graceful shutdown); [`proxy_protocol`]: the header a trusted
-//!   TCP balancer sends first.
+//!   connection, graceful shutdown), the TLS handshake on the HTTPS
+//!   listener ([`crate::tls::handshake`]); [`proxy_protocol`]: the header a
+//!   trusted TCP balancer sends first; [`prefixed`]: the bytes read past it.
 //! - [`client_io`]: per-connection deadlines (read, write, HTTP/2 window);
 //!   [`conn`]: what a connection's I/O and its requests share;
 //!   [`tracker`]: every HTTP/1 head and body followed, one verdict per
@@ -16,6 +17,8 @@
 //!   its reads (tunnel idle clock, backend byte count).
 //! - [`handler`]: the request phases; [`pick`]: candidates by hash order
 //!   and health; [`forward`]: failover, safe resends, whose fault a failure is.
+//! - [`https`]: `421` for a host the connection's certificate does not
+//!   cover, redirects of plain requests to HTTPS, HSTS.
 //! - [`request_id`]: `X-Request-Id`, kept or made.
 //! - [`headers`]: hop-by-hop and `X-Forwarded-*` rewriting.
 //! - [`upstream`]: the keep-alive pool of backend connections.
@@ -39,9 +42,11 @@ pub mod forward;
 pub mod framing;
 pub mod handler;
 pub mod headers;
+pub mod https;
 pub mod on_read;
 pub mod pick;
 pub mod prefetch;
+pub mod prefixed;
 pub mod proxy_protocol;
 pub mod request_id;
 pub mod stall;
@@ -63,20 +68,31 @@ use tokio_util::sync::CancellationToken;
 pub use handler::Proxy;
 
 use client_io::{ClientIo, ConnShared, Deadlines};
+use conn::TlsConn;
+use prefixed::Prefixed;
 
 use crate::config::ProxySettings;
 use crate::listen::{accept, Accepted};
 
-/// Serve proxied HTTP on `listener` until `shutdown` fires, then stop
-/// accepting and give open connections `shutdown_grace` to finish.
+/// What a listener speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scheme {
+    /// Plain HTTP/1.x and h2c.
+    Http,
+    /// TLS (certificate by SNI), then HTTP/1.x or HTTP/2 by ALPN.
+    Https,
+}
+
+/// Serve proxied HTTP (or HTTPS) on `listener` until `shutdown` fires,
+/// then stop accepting and give open connections `shutdown_grace` to finish.
 pub async fn serve(
     listener: TcpListener,
+    scheme: Scheme,
     proxy: Arc<Proxy>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let permits = Arc::clone(&proxy.connections);
     let graceful = GracefulShutdown::new();
-    let reaper = spawn_pool_reaper(Arc::clone(&proxy), shutdown.clone());
 
     while let Some(Accepted { stream, peer, slot }) = accept(&listener, &permits, &shutdown).await {
         // Per connection: a config reload applies to the connections after it.
@@ -85,18 +101,20 @@ pub async fn serve(
         let watcher = graceful.watcher();
         tokio::spawn(async move {
             proxy.telemetry.client_connection(true);
-            serve_connection(&proxy, stream, peer, &settings, watcher).await;
+            serve_connection(&proxy, stream, peer, scheme, &settings, watcher).await;
             proxy.telemetry.client_connection(false);
             drop(slot);
         });
     }
 
     drop(listener);
-    reaper.abort();
-    tracing::info!("proxy stopped accepting; waiting for in-flight requests");
+    tracing::info!(
+        ?scheme,
+        "proxy stopped accepting; waiting for in-flight requests"
+    );
     let grace = proxy.settings.load().shutdown_grace;
     tokio::select! {
-        () = graceful.shutdown() => tracing::info!("all client connections closed"),
+        () = graceful.shutdown() => tracing::info!(?scheme, "all client connections closed"),
         () = tokio::time::sleep(grace) => {
             tracing::warn!(?grace, "grace period over; closing remaining connections");
         }
@@ -105,14 +123,17 @@ pub async fn serve(
 }
 
 /// One client connection: its PROXY protocol header if its peer is a
-/// trusted balancer, then HTTP until it closes (or the graceful stop).
+/// trusted balancer, the TLS handshake on the HTTPS listener, then HTTP
+/// until it closes (or the graceful stop).
 async fn serve_connection(
     proxy: &Arc<Proxy>,
     mut stream: tokio::net::TcpStream,
     peer: SocketAddr,
+    scheme: Scheme,
     settings: &ProxySettings,
     watcher: Watcher,
 ) {
+    let accepted = tokio::time::Instant::now();
     if let Some(size) = settings.client_send_buffer {
         let size = usize::try_from(size).unwrap_or(usize::MAX);
         if let Err(err) = rustix::net::sockopt::set_socket_send_buffer_size(&stream, size) {
@@ -133,6 +154,7 @@ async fn serve_connection(
     } else {
         (peer, bytes::Bytes::new())
     };
+    let stream = Prefixed::new(read_ahead, stream);
     let deadlines = Deadlines {
         header_read: settings.header_read_timeout,
         idle: settings.idle_timeout,
@@ -140,10 +162,54 @@ async fn serve_connection(
         max_head: settings.max_header_bytes,
         refuse_proxy_header: balancers.is_some() && !from_balancer,
     };
-    let shared = Arc::new(ConnShared::new(client));
-    let io = TokioIo::new(
-        ClientIo::new(stream, Arc::clone(&shared), deadlines).with_read_ahead(read_ahead),
-    );
+    let shared = ConnShared::new(client);
+    if scheme == Scheme::Http {
+        return serve_http(proxy, stream, shared, deadlines, settings, watcher).await;
+    }
+    // The handshake shares the header-read deadline of the first request.
+    let deadline = accepted + settings.header_read_timeout;
+    match crate::tls::handshake(stream, proxy.certificates.certificates(), deadline).await {
+        Ok(established) => {
+            proxy
+                .telemetry
+                .tls
+                .handshake_done(established.version, established.sni_missed);
+            let tls = TlsConn {
+                served: established.served,
+                version: established.version,
+            };
+            let io = established.stream;
+            serve_http(
+                proxy,
+                io,
+                shared.with_tls(tls),
+                deadlines,
+                settings,
+                watcher,
+            )
+            .await;
+        }
+        Err(err) => {
+            tracing::debug!(%peer, %err, "TLS handshake failed");
+            proxy.telemetry.tls.handshake_failed(&err);
+        }
+    }
+}
+
+/// HTTP on a connection (after its TLS handshake, if any).
+async fn serve_http<T>(
+    proxy: &Arc<Proxy>,
+    stream: T,
+    shared: ConnShared,
+    deadlines: Deadlines,
+    settings: &ProxySettings,
+    watcher: Watcher,
+) where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let shared = Arc::new(shared);
+    let peer = shared.peer;
+    let io = TokioIo::new(ClientIo::new(stream, Arc::clone(&shared), deadlines));
     let for_service = Arc::clone(proxy);
     let service_shared = Arc::clone(&shared);
     // Boxed: hyper keeps room for one request future per connection for
@@ -192,19 +258,16 @@ fn connection_builder(settings: &ProxySettings) -> auto::Builder<TokioExecutor> 
     builder
 }
 
-fn spawn_pool_reaper(
-    proxy: Arc<Proxy>,
-    shutdown: CancellationToken,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let period = (proxy.settings.load().backend_idle_timeout / 2)
-            .max(std::time::Duration::from_millis(100));
-        let mut tick = tokio::time::interval(period);
-        loop {
-            tokio::select! {
-                _ = tick.tick() => proxy.upstreams.reap(),
-                () = shutdown.cancelled() => return,
-            }
+/// Close this worker's idle backend connections past `backend_idle`
+/// until `shutdown` fires.
+pub async fn reap_pool(proxy: Arc<Proxy>, shutdown: CancellationToken) {
+    let period =
+        (proxy.settings.load().backend_idle_timeout / 2).max(std::time::Duration::from_millis(100));
+    let mut tick = tokio::time::interval(period);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => proxy.upstreams.reap(),
+            () = shutdown.cancelled() => return,
         }
-    })
+    }
 }

@@ -23,31 +23,37 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
-use super::{serve, Proxy};
+use super::{reap_pool, serve, Proxy, Scheme};
 
 /// Serve on `listener` with `workers` threads until `shutdown` fires and
 /// every worker has finished its graceful stop.
 pub async fn serve_on_workers(
-    listener: TcpListener,
+    listeners: Vec<(TcpListener, Scheme)>,
     proxy: &Proxy,
     workers: usize,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    let listener = listener.into_std()?;
+    let listeners = listeners
+        .into_iter()
+        .map(|(l, scheme)| l.into_std().map(|l| (l, scheme)))
+        .collect::<std::io::Result<Vec<_>>>()?;
     let mut finished = Vec::with_capacity(workers);
     for n in 0..workers.max(1) {
-        let listener = listener.try_clone()?;
+        let listeners = listeners
+            .iter()
+            .map(|(l, scheme)| l.try_clone().map(|l| (l, *scheme)))
+            .collect::<std::io::Result<Vec<_>>>()?;
         let proxy = Arc::new(proxy.for_worker());
         let shutdown = shutdown.clone();
         let (done, finished_rx) = oneshot::channel();
         std::thread::Builder::new()
             .name(format!("switchyard-worker-{n}"))
             .spawn(move || {
-                let _ = done.send(run_worker(listener, proxy, shutdown));
+                let _ = done.send(run_worker(listeners, proxy, shutdown));
             })?;
         finished.push(finished_rx);
     }
-    drop(listener);
+    drop(listeners);
     let mut result = Ok(());
     for worker in finished {
         let outcome = worker
@@ -61,8 +67,10 @@ pub async fn serve_on_workers(
     result
 }
 
+/// One worker: every listener served on one runtime, sharing one pool of
+/// backend connections (and its reaper).
 fn run_worker(
-    listener: std::net::TcpListener,
+    listeners: Vec<(std::net::TcpListener, Scheme)>,
     proxy: Arc<Proxy>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
@@ -70,7 +78,24 @@ fn run_worker(
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let listener = TcpListener::from_std(listener)?;
-        serve(listener, proxy, shutdown).await
+        let reaper = tokio::spawn(reap_pool(Arc::clone(&proxy), shutdown.clone()));
+        let mut served = tokio::task::JoinSet::new();
+        for (listener, scheme) in listeners {
+            let listener = TcpListener::from_std(listener)?;
+            served.spawn(serve(
+                listener,
+                scheme,
+                Arc::clone(&proxy),
+                shutdown.clone(),
+            ));
+        }
+        let mut result = Ok(());
+        while let Some(outcome) = served.join_next().await {
+            if let Err(err) = outcome.unwrap_or_else(|e| Err(std::io::Error::other(e))) {
+                result = Err(err);
+            }
+        }
+        reaper.abort();
+        result
     })
 }

@@ -16,4 +16,4 @@ pub mod request;
 pub use address::{AddressError, BackendAddr};
 pub use key::{normalize_host, routing_key, KeyError, KeyInput, ReloadScope, RoutingKey, Rule};
 pub use pool::{Backend, BackendPool, BackendState, PoolError, Snapshot};
-pub use request::routing_key_of;
+pub use request::{request_host_of, routing_key_of};

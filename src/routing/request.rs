@@ -4,13 +4,23 @@
 
 use http::{header, HeaderValue, Request, Version};
 
-use super::key::{routing_key, KeyError, KeyInput, ReloadScope, RoutingKey, Rule};
+use super::key::{request_host, routing_key, KeyError, KeyInput, ReloadScope, RoutingKey, Rule};
 
 /// The routing key of `req`, from its target, `Host` headers and path.
 pub fn routing_key_of<B>(
     req: &Request<B>,
     scope: &ReloadScope,
 ) -> Result<(RoutingKey, Rule), KeyError> {
+    with_key_input(req, |input| routing_key(input, scope))
+}
+
+/// The normalized host `req` asks for (whatever its path), checked like
+/// the routing key checks it.
+pub fn request_host_of<B>(req: &Request<B>) -> Result<RoutingKey, KeyError> {
+    with_key_input(req, request_host)
+}
+
+fn with_key_input<B, R>(req: &Request<B>, f: impl FnOnce(&KeyInput<'_>) -> R) -> R {
     let mut hosts = req
         .headers()
         .get_all(header::HOST)
@@ -30,5 +40,5 @@ pub fn routing_key_of<B>(
         host_headers,
         path: req.uri().path().as_bytes(),
     };
-    routing_key(&input, scope)
+    f(&input)
 }

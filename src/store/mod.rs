@@ -13,7 +13,9 @@
 //! the generation counter, so concurrent writes on several nodes never lose
 //! an update, and the unique address column refuses duplicates.
 
+mod certs;
 mod rows;
+mod seal;
 mod sql;
 
 use std::str::FromStr;
@@ -26,7 +28,9 @@ use sql::{bump, find, generation, insert, log, remove, set_state_and_weight};
 use crate::config::DatabaseUrl;
 use crate::routing::{Backend, BackendAddr, BackendState, PoolError, Snapshot};
 
+pub use certs::{CertSource, CertificateRecord, StoredCertificates, CERT_CHANNEL};
 pub use rows::{BackendRecord, ChangeRecord};
+pub use seal::{SealError, Sealer};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -46,6 +50,8 @@ pub enum StoreError {
     DuplicateAddress(String),
     #[error("no backend with id {0}")]
     NotFound(i64),
+    #[error("no certificate with id {0}")]
+    CertificateNotFound(i64),
     #[error("unsupported database URL {}: use sqlite://PATH or postgres://...", crate::config::redact_url(.0))]
     UnsupportedUrl(String),
     #[error("database error: {0}")]
@@ -90,6 +96,8 @@ pub struct Store {
     /// The PostgreSQL URL (for the notification listener), if PostgreSQL;
     /// redacted when printed.
     postgres: Option<DatabaseUrl>,
+    /// Seals private keys at rest, when a storage key is configured.
+    sealer: Option<std::sync::Arc<Sealer>>,
 }
 
 impl Store {
@@ -139,7 +147,18 @@ impl Store {
             .await?;
         MIGRATOR.run(&pool).await?;
         let postgres = (!sqlite).then(|| DatabaseUrl::new(url));
-        Ok(Store { pool, postgres })
+        Ok(Store {
+            pool,
+            postgres,
+            sealer: None,
+        })
+    }
+
+    /// Seal the private keys this store writes with `sealer` (and open
+    /// sealed ones with it).
+    pub fn with_sealer(mut self, sealer: Sealer) -> Self {
+        self.sealer = Some(std::sync::Arc::new(sealer));
+        self
     }
 
     /// The PostgreSQL URL, when the store is PostgreSQL (nodes can share it).
@@ -149,8 +168,13 @@ impl Store {
 
     /// The committed generation (one small query).
     pub async fn generation(&self) -> Result<u64, StoreError> {
+        self.counter("generation").await
+    }
+
+    /// A committed `meta` counter (one small query).
+    async fn counter(&self, key: &str) -> Result<u64, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let value = generation(&mut tx).await?;
+        let value = sql::counter(&mut tx, key).await?;
         tx.commit().await?;
         Ok(value)
     }
@@ -294,18 +318,31 @@ impl Store {
         mut tx: Transaction<'static, Any>,
         generation: i64,
     ) -> Result<Membership, StoreError> {
-        if self.postgres.is_some() {
-            // Queued by PostgreSQL and sent to every listener at commit.
-            sqlx::query("SELECT pg_notify($1, $2)")
-                .bind(CHANNEL)
-                .bind(generation.to_string())
-                .execute(&mut *tx)
-                .await?;
-        }
+        self.notify(&mut tx, CHANNEL, generation).await?;
         tx.commit().await?;
         // Read after commit: the membership a caller publishes is exactly what
         // is durable, including changes other writers committed just before.
         self.membership().await
+    }
+}
+
+impl Store {
+    /// On PostgreSQL, tell every node that `channel` moved to `generation`
+    /// (queued by PostgreSQL and sent to every listener at commit).
+    async fn notify(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        channel: &str,
+        generation: i64,
+    ) -> Result<(), StoreError> {
+        if self.postgres.is_some() {
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(channel)
+                .bind(generation.to_string())
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(())
     }
 }
 

@@ -6,10 +6,19 @@ use super::{BackendRecord, StoreError, SELECT_BACKENDS};
 use crate::routing::{BackendAddr, BackendState};
 
 pub(super) async fn generation(tx: &mut Transaction<'static, Any>) -> Result<u64, StoreError> {
-    let value: i64 = sqlx::query_scalar("SELECT value FROM meta WHERE key = 'generation'")
+    counter(tx, "generation").await
+}
+
+/// A `meta` counter's value.
+pub(super) async fn counter(
+    tx: &mut Transaction<'static, Any>,
+    key: &str,
+) -> Result<u64, StoreError> {
+    let value: i64 = sqlx::query_scalar("SELECT value FROM meta WHERE key = $1")
+        .bind(key)
         .fetch_one(&mut **tx)
         .await?;
-    u64::try_from(value).map_err(|_| StoreError::Invalid(format!("negative generation {value}")))
+    u64::try_from(value).map_err(|_| StoreError::Invalid(format!("negative {key} {value}")))
 }
 
 /// Increment a `meta` counter; in PostgreSQL the row lock serializes writers.

@@ -10,6 +10,7 @@ pub mod history;
 pub mod latency;
 mod process;
 mod prometheus;
+pub mod tls;
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
@@ -155,6 +156,8 @@ pub struct Telemetry {
     durations: std::sync::Mutex<Vec<Arc<Durations>>>,
     /// The last five minutes, per backend.
     pub history: history::History,
+    /// TLS handshakes and certificates.
+    pub tls: tls::TlsStats,
 }
 
 impl Telemetry {
@@ -171,6 +174,7 @@ impl Telemetry {
             cancel_floods: AtomicU64::new(0),
             durations: std::sync::Mutex::default(),
             history: history::History::default(),
+            tls: tls::TlsStats::default(),
         }
     }
 

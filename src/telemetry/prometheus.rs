@@ -296,6 +296,7 @@ impl Collector for Telemetry {
             None,
             generation.metric_type(),
         )?)?;
+        self.tls.encode(&mut encoder)?;
         super::process::encode(&mut encoder)
     }
 }

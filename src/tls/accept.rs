@@ -22,8 +22,11 @@ const UNRECOGNIZED_NAME: [u8; 7] = [0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x70];
 /// Why a handshake did not complete (the metric's `result` label).
 #[derive(Debug, thiserror::Error)]
 pub enum HandshakeError {
-    #[error("no certificate for the name the client asked for")]
-    UnknownName,
+    #[error("no certificate for the name the client asked for (or for clients without SNI)")]
+    UnknownName {
+        /// The client sent SNI (else it sent none and there is no default).
+        sni_given: bool,
+    },
     #[error("the handshake did not complete within the header-read timeout")]
     TimedOut,
     #[error("handshake failed: {0}")]
@@ -34,7 +37,7 @@ impl HandshakeError {
     /// The metric label.
     pub fn as_str(&self) -> &'static str {
         match self {
-            HandshakeError::UnknownName => "unknown_name",
+            HandshakeError::UnknownName { .. } => "unknown_name",
             HandshakeError::TimedOut => "timed_out",
             HandshakeError::Failed(_) => "failed",
         }
@@ -51,6 +54,8 @@ pub struct Established<T> {
     pub version: &'static str,
     /// ALPN chose `h2`.
     pub h2: bool,
+    /// The client's SNI named no certificate (it got the default one).
+    pub sni_missed: bool,
 }
 
 /// Complete the handshake on `io` by `deadline`.
@@ -69,9 +74,11 @@ where
         Err(_) => return Err(HandshakeError::TimedOut),
     };
     let snapshot = certificates.load();
-    let served = snapshot
-        .for_sni(start.client_hello().server_name())
-        .cloned();
+    let (served, sni_missed) = {
+        let hello = start.client_hello();
+        let (served, missed) = snapshot.choose(hello.server_name());
+        (served.cloned(), missed)
+    };
     let Some(served) = served else {
         let mut io = start.io;
         let _ = tokio::time::timeout_at(deadline, async {
@@ -79,7 +86,9 @@ where
             io.shutdown().await
         })
         .await;
-        return Err(HandshakeError::UnknownName);
+        return Err(HandshakeError::UnknownName {
+            sni_given: sni_missed,
+        });
     };
     let stream = match tokio::time::timeout_at(
         deadline,
@@ -102,5 +111,6 @@ where
         served,
         version,
         h2,
+        sni_missed,
     })
 }

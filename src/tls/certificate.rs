@@ -60,8 +60,34 @@ const SHA1_SIGNATURES: [&str; 3] = [
 ];
 
 /// Read and check a PEM chain (the site's certificate first) and its key,
-/// as of `now` (Unix seconds).
+/// as of `now` (Unix seconds): an upload.
 pub fn parse(chain_pem: &str, key_pem: &str, now: i64) -> Result<ParsedCertificate, CertError> {
+    read(chain_pem, key_pem, now, Expiry::Refuse)
+}
+
+/// Read a stored certificate: one that expired since it was stored still
+/// loads (and is still served, with a warning in the list: refusing it
+/// would only turn the client's expiry error into a handshake failure).
+pub fn load_stored(
+    chain_pem: &str,
+    key_pem: &str,
+    now: i64,
+) -> Result<ParsedCertificate, CertError> {
+    read(chain_pem, key_pem, now, Expiry::Warn)
+}
+
+#[derive(PartialEq)]
+enum Expiry {
+    Refuse,
+    Warn,
+}
+
+fn read(
+    chain_pem: &str,
+    key_pem: &str,
+    now: i64,
+    expiry: Expiry,
+) -> Result<ParsedCertificate, CertError> {
     let chain = CertificateDer::pem_slice_iter(chain_pem.as_bytes())
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| CertError::BadPem(e.to_string()))?;
@@ -88,7 +114,8 @@ pub fn parse(chain_pem: &str, key_pem: &str, now: i64) -> Result<ParsedCertifica
     let leaf = &parsed[0];
     let not_before = leaf.validity().not_before.timestamp();
     let not_after = leaf.validity().not_after.timestamp();
-    if not_after < now {
+    let expired = not_after < now;
+    if expired && expiry == Expiry::Refuse {
         return Err(CertError::Expired(leaf.validity().not_after.to_string()));
     }
     let names = names_of(leaf);
@@ -100,6 +127,12 @@ pub fn parse(chain_pem: &str, key_pem: &str, now: i64) -> Result<ParsedCertifica
     let certified = CertifiedKey::new(chain.clone(), signing_key);
     certified.keys_match().map_err(|_| CertError::KeyMismatch)?;
     let mut warnings = chain_warnings(&parsed);
+    if expired {
+        warnings.push(format!(
+            "the certificate expired on {}: clients refuse it. Upload a renewed one",
+            leaf.validity().not_after
+        ));
+    }
     if not_before > now {
         warnings.push(format!(
             "the certificate is not valid until {}: clients refuse it until then",

@@ -7,6 +7,8 @@
 //!   certificate for a name.
 //! - [`snapshot`]: the certificates in force, swapped whole; each with its
 //!   own handshake config, sharing session tickets and cache.
+//! - [`keeper`]: the stored certificates as this node serves them (read
+//!   once each, published as snapshots; the admin API lists them).
 //! - [`accept`]: one connection's handshake: SNI read from the ClientHello
 //!   picks the certificate, `unrecognized_name` when none fits.
 //!
@@ -18,10 +20,12 @@
 
 pub mod accept;
 pub mod certificate;
+pub mod keeper;
 pub mod names;
 pub mod snapshot;
 
 pub use accept::{handshake, Established, HandshakeError};
-pub use certificate::{parse, CertError, ParsedCertificate};
+pub use certificate::{load_stored, parse, CertError, ParsedCertificate};
+pub use keeper::{unix_now, Entry, Keeper, Loaded};
 pub use names::{CertName, NameIndex};
 pub use snapshot::{CertSnapshot, Certificates, Served, Sessions};

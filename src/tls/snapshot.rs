@@ -40,6 +40,20 @@ pub struct Served {
 }
 
 impl Served {
+    /// `parsed`, ready to serve as certificate `id`.
+    pub fn new(
+        id: String,
+        parsed: &ParsedCertificate,
+        sessions: &Sessions,
+    ) -> Result<Self, rustls::Error> {
+        Ok(Served {
+            config: server_config(parsed, sessions)?,
+            id,
+            names: parsed.names.clone(),
+            not_after: parsed.not_after,
+        })
+    }
+
     /// Whether this certificate covers `host` (normalized).
     pub fn covers(&self, host: &RoutingKey) -> bool {
         self.names.iter().any(|name| name.covers(host))
@@ -84,27 +98,37 @@ impl CertSnapshot {
         default_domain: Option<&RoutingKey>,
         sessions: &Sessions,
     ) -> Result<Self, rustls::Error> {
+        let served = certificates
+            .into_iter()
+            .map(|(id, parsed)| Served::new(id, &parsed, sessions).map(Arc::new))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self::of(served, default_domain))
+    }
+
+    /// Index certificates already made ready to serve (oldest first).
+    pub fn of(served: Vec<Arc<Served>>, default_domain: Option<&RoutingKey>) -> Self {
         let mut snapshot = CertSnapshot::default();
-        for (id, parsed) in certificates {
-            let served = Arc::new(Served {
-                config: server_config(&parsed, sessions)?,
-                id,
-                names: parsed.names,
-                not_after: parsed.not_after,
-            });
+        for served in served {
             snapshot.index.insert(&served.names, &served);
             snapshot.all.push(served);
         }
         snapshot.default = default_domain.and_then(|d| snapshot.index.find(d).cloned());
-        Ok(snapshot)
+        snapshot
     }
 
     /// The certificate for a ClientHello's SNI (normalized like a routing
     /// key; exact name, then wildcard), else the default one. `None`: the
     /// handshake fails with `unrecognized_name`.
     pub fn for_sni(&self, sni: Option<&str>) -> Option<&Arc<Served>> {
-        sni.and_then(|name| self.index.find_raw(name))
-            .or(self.default.as_ref())
+        self.choose(sni).0
+    }
+
+    /// [`CertSnapshot::for_sni`], and whether the SNI named no certificate
+    /// (the default one, if any, stands in).
+    pub fn choose(&self, sni: Option<&str>) -> (Option<&Arc<Served>>, bool) {
+        let named = sni.and_then(|name| self.index.find_raw(name));
+        let missed = sni.is_some() && named.is_none();
+        (named.or(self.default.as_ref()), missed)
     }
 
     /// The certificate a request for `host` would get (the UI's "which

@@ -14,7 +14,7 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use switchyard::config::{AdminSettings, BackendEntry, DatabaseUrl, Settings};
+use switchyard::config::{AdminSettings, BackendEntry, DatabaseUrl, Settings, TlsListen};
 use switchyard::routing::BackendPool;
 use switchyard::App;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -26,6 +26,7 @@ mod admin;
 mod cut;
 pub mod h2raw;
 pub mod oneshot;
+pub mod pki;
 mod postgres;
 mod process;
 pub mod raw;
@@ -221,6 +222,8 @@ pub struct Proxy {
     pub admin: Admin,
     /// The `metrics_listen` address, when one was set.
     pub metrics: Option<SocketAddr>,
+    /// The HTTPS listener (on port 0 unless the test turned it off).
+    pub tls: Option<SocketAddr>,
     /// Holds the temporary SQLite database.
     _dir: tempfile::TempDir,
     shutdown: CancellationToken,
@@ -252,11 +255,13 @@ impl Proxy {
                 .collect(),
             ..Settings::default()
         };
+        settings.tls.listen = TlsListen::On("127.0.0.1:0".parse().unwrap());
         adjust(&mut settings);
         let app = App::build(&settings).await.expect("switchyard builds");
         let (addr, pool) = (app.proxy_addr(), app.pool());
         let admin = Admin::new(app.admin_addr(), app.admin_token());
         let metrics = app.metrics_addr();
+        let tls = app.tls_addr();
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(app.run(shutdown.clone()));
         Proxy {
@@ -264,6 +269,7 @@ impl Proxy {
             pool,
             admin,
             metrics,
+            tls,
             _dir: dir,
             shutdown,
             task,

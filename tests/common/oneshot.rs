@@ -72,6 +72,10 @@ impl Api {
             ),
             hosts: Arc::new(AllowedHosts::new(vec![ALLOWED_HOST.to_owned()])),
             db: Arc::default(),
+            certificates: Arc::new(switchyard::tls::Keeper::new(
+                switchyard::tls::Sessions::new().unwrap(),
+                None,
+            )),
         };
         Api {
             router: admin::router(state),

@@ -53,7 +53,14 @@ impl Process {
     async fn launch(dir: tempfile::TempDir, database: Option<&str>, args: &[&str]) -> Process {
         use tokio::io::AsyncBufReadExt;
         let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
-            .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--tls-listen",
+                "127.0.0.1:0",
+                "--admin-listen",
+                "127.0.0.1:0",
+            ])
             .args(database.iter().flat_map(|d| ["--database", d]))
             .args(args)
             .current_dir(dir.path())

@@ -2,7 +2,9 @@
 //! Request types reject unknown fields; values are checked by the handlers.
 
 mod backends;
+mod certificates;
 mod observe;
 
 pub use backends::*;
+pub use certificates::*;
 pub use observe::*;

@@ -1,0 +1,104 @@
+//! What the request path does about HTTPS: on a TLS connection, a request
+//! for a host its certificate does not cover gets `421` (no domain
+//! fronting from one tenant's certificate to another's site), and
+//! responses get the configured HSTS header; on plain HTTP, with
+//! `tls.redirect_http`, a request for a host that has a certificate gets
+//! `308` to `https://` (ACME HTTP-01 challenges excepted).
+
+use http::{header, HeaderValue, Request, Response, StatusCode};
+
+use super::client_io::ConnShared;
+use super::error::ProxyError;
+use super::upstream::UpstreamBody;
+use crate::config::{ProxySettings, SharedSettings};
+use crate::routing::{request_host_of, RoutingKey, Rule};
+use crate::tls::Keeper;
+
+/// Where ACME HTTP-01 challenges are answered (never redirected).
+pub const ACME_CHALLENGE_PREFIX: &str = "/.well-known/acme-challenge/";
+
+/// The host a request asks for: the routing key, unless the reload rule
+/// took the key from the path.
+fn host_of<B>(req: &Request<B>, key: &RoutingKey, rule: Rule) -> Result<RoutingKey, ProxyError> {
+    match rule {
+        Rule::Host => Ok(key.clone()),
+        Rule::Reload => Ok(request_host_of(req)?),
+    }
+}
+
+/// `421` unless the connection's certificate covers the request's host.
+pub fn check_host<B>(
+    conn: &ConnShared,
+    req: &Request<B>,
+    key: &RoutingKey,
+    rule: Rule,
+) -> Result<(), ProxyError> {
+    let Some(tls) = &conn.tls else {
+        return Ok(());
+    };
+    let host = host_of(req, key, rule)?;
+    if tls.served.covers(&host) {
+        Ok(())
+    } else {
+        Err(ProxyError::Misdirected)
+    }
+}
+
+/// The `308` to HTTPS a plain request gets, if `tls.redirect_http` is on
+/// and a certificate covers its host.
+pub fn redirect<B>(
+    conn: &ConnShared,
+    req: &Request<B>,
+    (key, rule): (&RoutingKey, Rule),
+    settings: &ProxySettings,
+    keeper: &Keeper,
+    https_port: Option<u16>,
+) -> Result<Option<Response<UpstreamBody>>, ProxyError> {
+    if conn.tls.is_some()
+        || !settings.tls.redirect_http
+        || req.uri().path().starts_with(ACME_CHALLENGE_PREFIX)
+    {
+        return Ok(None);
+    }
+    let Some(port) = settings.tls.redirect_port.or(https_port) else {
+        return Ok(None);
+    };
+    let host = host_of(req, key, rule)?;
+    if keeper
+        .certificates()
+        .load()
+        .for_host(host.as_str())
+        .is_none()
+    {
+        return Ok(None);
+    }
+    let authority = match (port, host.as_str().contains(':')) {
+        (443, false) => host.as_str().to_owned(),
+        (443, true) => format!("[{}]", host.as_str()),
+        (port, false) => format!("{}:{port}", host.as_str()),
+        (port, true) => format!("[{}]:{port}", host.as_str()),
+    };
+    let target = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
+    let location = format!("https://{authority}{target}");
+    let Ok(location) = HeaderValue::from_str(&location) else {
+        return Ok(None);
+    };
+    let mut response = Response::new(super::body::text(""));
+    *response.status_mut() = StatusCode::PERMANENT_REDIRECT;
+    response.headers_mut().insert(header::LOCATION, location);
+    Ok(Some(response))
+}
+
+/// Add the configured `Strict-Transport-Security` to a response on a TLS
+/// connection, unless the backend set its own.
+pub fn add_hsts<B>(conn: &ConnShared, settings: &SharedSettings, response: &mut Response<B>) {
+    if conn.tls.is_none() {
+        return;
+    }
+    if let Some(value) = &settings.load().tls.hsts {
+        let headers = response.headers_mut();
+        if !headers.contains_key(header::STRICT_TRANSPORT_SECURITY) {
+            headers.insert(header::STRICT_TRANSPORT_SECURITY, value.clone());
+        }
+    }
+}
