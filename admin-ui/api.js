@@ -56,6 +56,11 @@ export class Api {
   add(address, weight) { return this.request("POST", "/api/v1/backends", { address, weight }); }
   patch(id, change) { return this.request("PATCH", `/api/v1/backends/${encodeURIComponent(id)}`, change); }
   remove(id) { return this.request("DELETE", `/api/v1/backends/${encodeURIComponent(id)}`); }
+  certificates() { return this.request("GET", "/api/v1/certificates"); }
+  addCertificate(certificate, privateKey) {
+    return this.request("POST", "/api/v1/certificates", { certificate, private_key: privateKey });
+  }
+  deleteCertificate(id) { return this.request("DELETE", `/api/v1/certificates/${encodeURIComponent(id)}`); }
   route(host, path) {
     const query = new URLSearchParams({ host, path });
     return this.request("GET", `/api/v1/route?${query}`);

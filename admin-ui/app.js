@@ -1,11 +1,12 @@
 // The admin page: sign in with the token, then poll the API once a second
-// and let the operator add, drain, activate and remove backends, look up
-// routes and read the change log. It uses only the public admin API.
+// and let the operator add, drain, activate and remove backends, upload and
+// delete certificates, look up routes and read the change log. It uses only the public admin API.
 // When the polls stop succeeding, the page says so loudly (old numbers
 // that look current are worse than none).
 
 import { Api, ApiError } from "./api.js";
 import { BackendsView } from "./backends.js";
+import { CertificatesView, describeCertificate, fillFromFile } from "./certificates.js";
 import { showChanges } from "./changes.js";
 import { parseTarget, showRoute } from "./lookup.js";
 
@@ -31,6 +32,12 @@ const view = new BackendsView({
   onDrain: (backend, button) => act(backend, button, "Not drained", () => api.patch(backend.id, { state: "draining" })),
   onActivate: (backend, button) => act(backend, button, "Not activated", () => api.patch(backend.id, { state: "active" })),
   onRemove: (backend, button) => confirmRemove(backend, button),
+});
+
+const certificates = new CertificatesView({
+  table: $("certificates"),
+  empty: $("certificates-empty"),
+  onDelete: (cert, button) => confirmDelete(cert, button),
 });
 
 function status(text, bad = false) {
@@ -62,7 +69,9 @@ async function signIn(token) {
     // Fill the page before showing it, history included: a reloaded page
     // shows its sparklines at once, not after minutes of polling.
     view.clearNotes();
+    certificates.clearNotes();
     fieldError("add-error", $("add-address"), "");
+    fieldError("upload-error", null, "");
     await refresh(list, true);
     $("sign-in").hidden = true;
     $("console").hidden = false;
@@ -145,12 +154,14 @@ async function poll() {
 }
 
 async function refresh(list, slow) {
-  const [stats, changes, history] = await Promise.all([
+  const [stats, changes, history, certs] = await Promise.all([
     api.stats(),
     slow ? api.changes(50) : null,
     slow ? api.history() : null,
+    slow ? api.certificates() : null,
   ]);
   if (history) view.setHistory(history);
+  if (certs) certificates.update(certs);
   view.update(list, stats);
   $("generation").textContent = `generation ${list.generation}`;
   if (changes) showChanges($("changes"), $("changes-empty"), changes.changes);
@@ -238,20 +249,107 @@ $("add-form").addEventListener("submit", async (event) => {
 });
 
 function confirmRemove(backend, button) {
+  confirm(
+    "Remove backend?",
+    `Remove ${backend.address} from the pool? Its keys move to other backends; requests already on it finish.`,
+    "Remove",
+    button,
+    () => act(backend, button, "Not removed", () => api.remove(backend.id)),
+  );
+}
+
+/// Ask `question` in the dialog; `yes` runs only when `label` is chosen.
+function confirm(title, question, label, button, yes) {
   const dialog = $("confirm");
-  $("confirm-text").textContent =
-    `Remove ${backend.address} from the pool? Its keys move to other backends; requests already on it finish.`;
+  $("confirm-title").textContent = title;
+  $("confirm-text").textContent = question;
+  $("confirm-yes").textContent = label;
   dialog.returnValue = "";
   dialog.addEventListener(
     "close",
     () => {
-      if (dialog.returnValue === "remove") act(backend, button, "Not removed", () => api.remove(backend.id));
+      if (dialog.returnValue === "remove") yes();
       else button.focus();
     },
     { once: true },
   );
   dialog.showModal();
 }
+
+// ---- certificates ------------------------------------------------------
+
+function confirmDelete(cert, button) {
+  const names = cert.domains.join(", ") || `certificate #${cert.id}`;
+  confirm(
+    "Delete certificate?",
+    `Delete the certificate for ${names}? New HTTPS connections for these names get another certificate or none; open connections keep it.`,
+    "Delete",
+    button,
+    () => changeCertificates(button, async () => {
+      try {
+        await api.deleteCertificate(cert.id);
+      } catch (err) {
+        certificates.say(cert.id, `Not deleted: ${err.message}`);
+        throw err;
+      }
+    }),
+  );
+}
+
+/// Run a certificate change, then show the list as it is now.
+async function changeCertificates(button, change) {
+  certificates.clearNotes();
+  button.disabled = true;
+  try {
+    await change();
+  } catch {
+    // Said where it happened.
+  }
+  try {
+    certificates.update(await api.certificates());
+  } catch (err) {
+    if (api) showStale(err);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+fillFromFile($("upload-certificate-file"), $("upload-certificate"));
+fillFromFile($("upload-key-file"), $("upload-key"));
+
+$("upload-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const chain = $("upload-certificate");
+  const key = $("upload-key");
+  fieldError("upload-error", chain, "");
+  key.setAttribute("aria-invalid", "false");
+  $("upload-notice").textContent = "";
+  if (!chain.value.trim() || !key.value.trim()) {
+    const empty = chain.value.trim() ? key : chain;
+    fieldError("upload-error", empty, "Paste or choose both the certificate chain and its private key.");
+    empty.focus();
+    return;
+  }
+  const button = event.submitter || $("upload-form").querySelector("button[type=submit]");
+  changeCertificates(button, async () => {
+    try {
+      const created = await api.addCertificate(chain.value, key.value);
+      chain.value = "";
+      key.value = "";
+      $("upload-certificate-file").value = "";
+      $("upload-key-file").value = "";
+      status(`Uploaded the certificate for ${created.domains.join(", ")}`);
+      if (created.warnings.length > 0) {
+        $("upload-notice").textContent = `Accepted, with warnings: ${created.warnings.join("; ")}.`;
+      }
+    } catch (err) {
+      // A refused upload keeps what was pasted, to be fixed.
+      const nothingWrong = err.code === "read_only_token" || err.status === 0;
+      fieldError("upload-error", nothingWrong ? null : chain, err.message);
+      throw err;
+    }
+  });
+});
 
 // ---- route lookup -----------------------------------------------------
 
@@ -273,6 +371,7 @@ $("lookup-form").addEventListener("submit", async (event) => {
       },
       route,
     );
+    $("lookup-certificate").textContent = describeCertificate(route.certificate);
   } catch (err) {
     $("lookup-result").hidden = true;
     fieldError("lookup-error", input, err.message);

@@ -1,6 +1,7 @@
 //! The admin UI in a real browser: `ui-tests/admin-ui.mjs` drives Debian's
 //! chromium through playwright-core against a switchyard started here (temp
-//! database, `--demo`). Screenshots land in `target/ui-screenshots/`.
+//! database, `--demo`), with certificates made here (rcgen) for its
+//! Certificates view to upload. Screenshots land in `target/ui-screenshots/`.
 //!
 //! Needs `node`, `/usr/bin/chromium` (or `CHROMIUM`) and `npm ci` having
 //! installed `node_modules/`; `.ci/run` installs them and sets
@@ -11,6 +12,7 @@ mod common;
 
 use std::path::Path;
 
+use common::pki::{time_now, TestCa};
 use common::Process;
 
 const TOKEN: &str = "ui-test-token-0123456789";
@@ -45,6 +47,7 @@ async fn the_admin_ui_works_in_a_real_browser() {
     }
     let switchyard =
         Process::start(&["--demo", "--admin-token", TOKEN, "--read-token", READ_TOKEN]).await;
+    let certs = certificates_for_the_page();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let run = tokio::process::Command::new("node")
         .arg(root.join("ui-tests/admin-ui.mjs"))
@@ -53,6 +56,11 @@ async fn the_admin_ui_works_in_a_real_browser() {
         .env("ADMIN_TOKEN", TOKEN)
         .env("READ_TOKEN", READ_TOKEN)
         .env("PROXY_URL", format!("http://{}", switchyard.addr))
+        .env(
+            "HTTPS_URL",
+            format!("https://{}", switchyard.tls.expect("an HTTPS listener")),
+        )
+        .env("CERT_DIR", certs.path())
         .env("SCREENSHOT_DIR", root.join("target/ui-screenshots"))
         .kill_on_drop(true)
         .output();
@@ -66,4 +74,27 @@ async fn the_admin_ui_works_in_a_real_browser() {
         out.status.success(),
         "the browser test failed (output above)"
     );
+}
+
+/// PEM files the page uploads: `shop` (`shop.example` and `*.shop.example`,
+/// chain and key), `leaf` (`leaf.example` without its issuer: accepted with
+/// a warning), `expired` (refused), and `root.pem` to verify what is served.
+fn certificates_for_the_page() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new("switchyard UI test root");
+    let write = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).unwrap();
+    let shop = ca.site(&["shop.example", "*.shop.example"]);
+    write("shop.pem", &shop.chain_pem);
+    write("shop.key", &shop.key_pem);
+    let leaf = ca.site(&["leaf.example"]);
+    write("leaf.pem", &leaf.leaf_pem);
+    write("leaf.key", &leaf.key_pem);
+    let expired = ca.site_with(&["old.example"], |p| {
+        p.not_before = time_now() - time::Duration::days(100);
+        p.not_after = time_now() - time::Duration::days(1);
+    });
+    write("expired.pem", &expired.chain_pem);
+    write("expired.key", &expired.key_pem);
+    write("root.pem", &ca.root_pem);
+    dir
 }

@@ -8,11 +8,8 @@
 
 mod common;
 
-use std::net::SocketAddr;
-use std::sync::Arc;
-
 use bytes::Bytes;
-use common::pki::{connect, Site, TestCa};
+use common::pki::{connect, get_https, Site, TestCa};
 use common::{Backend, Proxy};
 use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt, Empty};
@@ -26,33 +23,6 @@ async fn upload(proxy: &Proxy, site: &Site) -> common::Reply {
         .admin
         .call(Method::POST, "/api/v1/certificates", Some(body))
         .await
-}
-
-/// `GET path` with `Host: host` over an HTTP/1.1 TLS connection for `sni`.
-async fn get_https(
-    config: &Arc<rustls::ClientConfig>,
-    addr: SocketAddr,
-    sni: &str,
-    host: &str,
-    path: &str,
-) -> (StatusCode, http::HeaderMap, String) {
-    let tls = connect(config, addr, sni).await.expect("handshake");
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    let req = Request::get(path)
-        .header("host", host)
-        .body(Empty::<Bytes>::new())
-        .unwrap();
-    let response = sender.send_request(req).await.unwrap();
-    let (parts, body) = response.into_parts();
-    let body = body.collect().await.unwrap().to_bytes();
-    (
-        parts.status,
-        parts.headers,
-        String::from_utf8_lossy(&body).into_owned(),
-    )
 }
 
 #[tokio::test]

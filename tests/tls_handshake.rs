@@ -4,10 +4,12 @@
 //! offers `h2` and `http/1.1`, TLS 1.2 and 1.3 both work, and a session
 //! resumes.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+use common::pki::{time_now, TestCa};
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, RootCertStore};
 use switchyard::tls::{handshake, parse, CertSnapshot, Certificates, Sessions};
@@ -22,25 +24,11 @@ struct Pki {
 /// A root CA and two site certificates it signs: `www.foo.example` (id
 /// "foo") and `*.bar.example` (id "bar"), published as the snapshot.
 fn pki(default: Option<&str>) -> Pki {
-    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    params
-        .distinguished_name
-        .push(DnType::CommonName, "Handshake Test Root");
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let root_key = KeyPair::generate().unwrap();
-    let root = params.self_signed(&root_key).unwrap();
-    let issuer = Issuer::new(params, root_key);
+    let ca = TestCa::new("Handshake Test Root");
+    let now = time_now().unix_timestamp();
     let site = |names: &[&str]| {
-        let params =
-            CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
-                .unwrap();
-        let key = KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &issuer).unwrap();
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs() as i64;
-        parse(&cert.pem(), &key.serialize_pem(), now).unwrap()
+        let site = ca.site(names);
+        parse(&site.chain_pem, &site.key_pem, now).unwrap()
     };
     let list = vec![
         ("foo".to_owned(), site(&["www.foo.example"])),
@@ -51,7 +39,7 @@ fn pki(default: Option<&str>) -> Pki {
     let certificates = Arc::new(Certificates::default());
     certificates.publish(CertSnapshot::build(list, default.as_ref(), &sessions).unwrap());
     Pki {
-        root: root.der().clone(),
+        root: ca.root.clone(),
         certificates,
     }
 }

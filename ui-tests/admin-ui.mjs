@@ -1,17 +1,21 @@
 // The admin UI in a real browser (Debian's chromium, driven by playwright-core).
 // Run by tests/admin_ui.rs, which starts switchyard (temp database, --demo)
-// and passes ADMIN_URL, ADMIN_TOKEN, READ_TOKEN, PROXY_URL and SCREENSHOT_DIR.
+// and passes ADMIN_URL, ADMIN_TOKEN, READ_TOKEN, PROXY_URL, HTTPS_URL, CERT_DIR
+// (PEM files made for the test: shop, leaf, expired, root) and SCREENSHOT_DIR.
 // Exits non-zero with a message on the first failed expectation.
 
 import assert from "node:assert/strict";
 import http from "node:http";
-import { mkdirSync, rmSync } from "node:fs";
+import https from "node:https";
+import { mkdirSync, readFileSync, rmSync } from "node:fs";
 import { chromium } from "playwright-core";
 
 const ADMIN = process.env.ADMIN_URL;
 const TOKEN = process.env.ADMIN_TOKEN;
 const READ_TOKEN = process.env.READ_TOKEN;
 const PROXY = new URL(process.env.PROXY_URL);
+const HTTPS_URL = new URL(process.env.HTTPS_URL);
+const CERTS = process.env.CERT_DIR;
 const SHOTS = process.env.SCREENSHOT_DIR;
 rmSync(SHOTS, { recursive: true, force: true });
 mkdirSync(SHOTS, { recursive: true });
@@ -60,6 +64,30 @@ function proxiedGet(host) {
     );
     req.on("error", reject);
   });
+}
+
+/// GET / over HTTPS for `host` (SNI and Host), trusting only the test's
+/// root: the status and the names of the certificate served.
+function httpsGet(host) {
+  return new Promise((resolve, reject) => {
+    const req = https.get({
+      host: HTTPS_URL.hostname, port: HTTPS_URL.port, path: "/", servername: host,
+      headers: { Host: host }, ca: readFileSync(`${CERTS}/root.pem`), agent: false,
+    }, (res) => {
+      const names = res.socket.getPeerCertificate().subjectaltname;
+      res.resume();
+      res.on("end", () => resolve({ status: res.statusCode, names }));
+    });
+    req.on("error", reject);
+  });
+}
+
+const certRow = (name) => page.locator("#certificates tbody tr:not(.note)", { hasText: name });
+
+/// Fill the upload form with `name`.pem and `name`.key (typed, as pasted).
+async function fillUpload(name) {
+  await page.fill("#upload-certificate", readFileSync(`${CERTS}/${name}.pem`, "utf8"));
+  await page.fill("#upload-key", readFileSync(`${CERTS}/${name}.key`, "utf8"));
 }
 
 /// GET an admin API path with the admin token (from node, not the page).
@@ -285,6 +313,83 @@ try {
     await screenshot("route-lookup");
   });
 
+  await step("certificates: none at first; one uploaded from files shows its domains, issuer and days left", async () => {
+    await page.locator("#certificates-empty").waitFor();
+    await assert.rejects(httpsGet("www.shop.example"), "no certificate: the handshake fails");
+    await page.setInputFiles("#upload-certificate-file", `${CERTS}/shop.pem`);
+    await page.setInputFiles("#upload-key-file", `${CERTS}/shop.key`);
+    await page.waitForFunction(() => document.getElementById("upload-key").value.includes("PRIVATE KEY"));
+    assert.match(await page.inputValue("#upload-certificate"), /^-----BEGIN CERTIFICATE-----/);
+    await page.click("#upload-form button[type=submit]");
+    const shop = certRow("*.shop.example");
+    await shop.waitFor();
+    assert.deepEqual(await shop.locator("td.domains code").allTextContents(), ["shop.example", "*.shop.example"]);
+    assert.match(await shop.locator("td.issuer").textContent(), /switchyard UI test root/);
+    assert.match(await shop.locator("td.expiry .badge").textContent(), /^(88|89|90) days$/);
+    assert.equal(await shop.locator("td.warnings").textContent(), "none");
+    assert.equal(await page.inputValue("#upload-key"), "", "the key leaves the page once stored");
+    assert.equal(await page.locator("#certificates-empty").isVisible(), false);
+    assert.match(await page.textContent("#status"), /Uploaded the certificate for shop\.example, \*\.shop\.example/);
+    // Served at once, to a client that checks the chain against the root.
+    const served = await httpsGet("www.shop.example");
+    assert.equal(served.status, 200);
+    assert.match(served.names, /DNS:\*\.shop\.example/);
+  });
+
+  await step("a refused upload says why, next to the form, and keeps what was pasted", async () => {
+    await fillUpload("expired");
+    await page.click("#upload-form button[type=submit]");
+    await page.locator("#upload-error", { hasText: "expired" }).waitFor();
+    assert.equal(await page.getAttribute("#upload-certificate", "aria-invalid"), "true");
+    assert.match(await page.inputValue("#upload-certificate"), /BEGIN CERTIFICATE/);
+    assert.match(await page.inputValue("#upload-key"), /PRIVATE KEY/);
+    assert.equal(await certRow("old.example").count(), 0, "nothing stored");
+    await screenshot("certificate-refused");
+  });
+
+  await step("a certificate without its intermediate is accepted, with the warning in words", async () => {
+    await fillUpload("leaf");
+    await page.click("#upload-form button[type=submit]");
+    const leaf = certRow("leaf.example");
+    await leaf.waitFor();
+    assert.equal(await page.textContent("#upload-error"), "", "the earlier refusal is gone");
+    assert.match(await page.textContent("#upload-notice"), /^Accepted, with warnings: .*intermediate/);
+    assert.match(await leaf.locator(".cert-note.warn").textContent(), /intermediate/);
+    await screenshot("certificates");
+  });
+
+  await step("route lookup names the certificate a host would get", async () => {
+    await page.fill("#lookup-input", "Www.Shop.Example");
+    await page.click("#lookup-form button");
+    await page.locator("#lookup-key", { hasText: "www.shop.example" }).waitFor();
+    assert.match(await page.textContent("#lookup-certificate"), /^#\d+ \(shop\.example, \*\.shop\.example\), valid until /);
+    // A wildcard covers one label only.
+    await page.fill("#lookup-input", "a.b.shop.example");
+    await page.click("#lookup-form button");
+    await page.locator("#lookup-key", { hasText: "a.b.shop.example" }).waitFor();
+    assert.match(await page.textContent("#lookup-certificate"), /^none: /);
+    // A reload URL: routed by the domain in its path, the certificate by its host.
+    await page.fill("#lookup-input", "https://www.shop.example/user/fred/webapps/IronHand.Example/reload");
+    await page.click("#lookup-form button");
+    await page.locator("#lookup-key", { hasText: "ironhand.example" }).waitFor();
+    assert.match(await page.textContent("#lookup-certificate"), /\*\.shop\.example/);
+  });
+
+  await step("delete asks first; the certificate is then gone and no longer served", async () => {
+    const button = 'button[aria-label^="Delete certificate"][aria-label$="(shop.example)"]';
+    await page.click(button);
+    await page.locator("#confirm[open]").waitFor();
+    assert.equal(await page.textContent("#confirm-title"), "Delete certificate?");
+    await page.keyboard.press("Escape");
+    await page.locator("#confirm:not([open])").waitFor({ state: "attached" });
+    assert.equal(await certRow("*.shop.example").count(), 1, "cancel keeps it");
+    await page.click(button);
+    await page.click("#confirm button[value=remove]");
+    await certRow("*.shop.example").waitFor({ state: "detached" });
+    await assert.rejects(httpsGet("www.shop.example"), "deleted: the handshake fails");
+    assert.equal(await certRow("leaf.example").count(), 1, "the other one stays");
+  });
+
   await step("the change log lists the changes, newest first", async () => {
     await page.locator("#changes li", { hasText: "Removed" }).first().waitFor();
     const items = await page.locator("#changes li").allTextContents();
@@ -402,12 +507,14 @@ try {
   });
 
   await step("the page logged no errors", async () => {
-    // The one rejected token and the one rejected address are answered
-    // 401/400 on purpose, the read-only token's two writes 403; Chromium
+    // The one rejected token, the one rejected address and the expired
+    // certificate are answered 401/400/400 on purpose, the read-only
+    // token's two writes 403; Chromium
     // reports such responses as "Failed to load resource". So it does each
     // API request the stale step aborted, naming it. Anything else fails.
     const expected = [
       (e) => /status of 401/.test(e),
+      (e) => /status of 400/.test(e),
       (e) => /status of 400/.test(e),
       (e) => /status of 403/.test(e),
       (e) => /status of 403/.test(e),

@@ -9,10 +9,12 @@ use std::time::SystemTime;
 
 use super::error::{ApiError, ErrorBody, ErrorCode};
 use super::model::{
-    ChangeList, ChangesQuery, Health, Healthz, Readyz, Route, RouteBackend, RouteQuery,
+    ChangeList, ChangesQuery, Health, Healthz, Readyz, Route, RouteBackend, RouteCertificate,
+    RouteQuery,
 };
 use super::AdminState;
-use crate::routing::{routing_key_of, KeyError};
+use crate::routing::{request_host_of, routing_key_of, KeyError};
+use crate::tls::Served;
 
 /// Which backend a request for `host` and `path` reaches now, and the
 /// failover order behind it.
@@ -66,13 +68,31 @@ pub async fn route(
         .find(|c| c.health != Health::Down)
         .or(candidates.first())
         .cloned();
+    // The name a browser sends as SNI is the request's host, whatever the path.
+    let certificate = request_host_of(&request).ok().and_then(|host| {
+        let certificates = state.certificates.certificates().load();
+        let (served, missed) = certificates.choose(Some(host.as_str()));
+        served.map(|served| RouteCertificate::new(served, missed))
+    });
     Ok(Json(Route {
         key: key.as_str().to_owned(),
         rule: rule.as_str().to_owned(),
         generation: snapshot.generation(),
         backend,
         candidates,
+        certificate,
     }))
+}
+
+impl RouteCertificate {
+    fn new(served: &Served, by_default: bool) -> Self {
+        RouteCertificate {
+            id: served.id.clone(),
+            domains: served.names.iter().map(ToString::to_string).collect(),
+            matched: if by_default { "default" } else { "name" }.to_owned(),
+            not_after: super::model::unix_rfc3339(served.not_after),
+        }
+    }
 }
 
 /// The newest membership changes, newest first.

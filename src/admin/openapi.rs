@@ -32,7 +32,7 @@ use super::{backends, certificates, lookup, stats};
     components(schemas(
         ErrorBody, ErrorDetail, ErrorCode, model::BackendView, model::BackendList, model::NewBackend,
         model::BackendPatch, model::WantedBackend, model::Replacement, model::Route,
-        model::RouteBackend, model::Stats, model::BackendStatsView, model::Latency,
+        model::RouteBackend, model::RouteCertificate, model::Stats, model::BackendStatsView, model::Latency,
         model::ByClass, model::ChangeList, model::Change, model::Healthz, model::Readyz, model::State,
         model::Health, model::Address, model::StatsHistory, model::BackendHistory, model::Sample,
         model::NewCertificate, model::CertificateView, model::CertificateList,

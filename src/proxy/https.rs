@@ -3,16 +3,63 @@
 //! fronting from one tenant's certificate to another's site), and
 //! responses get the configured HSTS header; on plain HTTP, with
 //! `tls.redirect_http`, a request for a host that has a certificate gets
-//! `308` to `https://` (ACME HTTP-01 challenges excepted).
+//! `308` to `https://` (ACME HTTP-01 challenges excepted). A client that
+//! speaks plain HTTP to the HTTPS port gets a plain `400` saying so.
 
 use http::{header, HeaderValue, Request, Response, StatusCode};
 
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
 use super::client_io::ConnShared;
 use super::error::ProxyError;
+use super::prefixed::Prefixed;
 use super::upstream::UpstreamBody;
 use crate::config::{ProxySettings, SharedSettings};
 use crate::routing::{request_host_of, RoutingKey, Rule};
 use crate::tls::Keeper;
+
+/// The body of the plain `400` for plain HTTP on the HTTPS port.
+const PLAIN_HTTP_MESSAGE: &str = "This port speaks HTTPS: use https:// for this address.\n";
+/// The most of a plain-HTTP request read (and dropped) after answering it,
+/// so that closing does not reset the connection before the answer is read.
+const PLAIN_HTTP_DRAIN: usize = 64 * 1024;
+
+/// Whether the client's first byte starts plain HTTP rather than a TLS
+/// record (`0x16`): a letter, as every method starts with. Waits for the
+/// byte until `deadline`; `false` when none came (the handshake then
+/// times out or fails on its own).
+pub async fn speaks_plain_http(stream: &Prefixed<TcpStream>, deadline: Instant) -> bool {
+    matches!(
+        tokio::time::timeout_at(deadline, stream.first_byte()).await,
+        Ok(Ok(Some(first))) if first.is_ascii_alphabetic()
+    )
+}
+
+/// Answer plain HTTP on the HTTPS port with a plain `400` (as nginx does),
+/// then close, all by `deadline`.
+pub async fn answer_plain_http(mut stream: Prefixed<TcpStream>, deadline: Instant) {
+    let answer = format!(
+        "HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain; charset=utf-8\r\n\
+         content-length: {}\r\nconnection: close\r\n\r\n{PLAIN_HTTP_MESSAGE}",
+        PLAIN_HTTP_MESSAGE.len()
+    );
+    let _ = tokio::time::timeout_at(deadline, async {
+        stream.write_all(answer.as_bytes()).await?;
+        stream.shutdown().await?;
+        let mut drained = 0;
+        let mut buf = [0u8; 4096];
+        while drained < PLAIN_HTTP_DRAIN {
+            match stream.read(&mut buf).await? {
+                0 => break,
+                n => drained += n,
+            }
+        }
+        std::io::Result::Ok(())
+    })
+    .await;
+}
 
 /// Where ACME HTTP-01 challenges are answered (never redirected).
 pub const ACME_CHALLENGE_PREFIX: &str = "/.well-known/acme-challenge/";

@@ -168,6 +168,12 @@ async fn serve_connection(
     }
     // The handshake shares the header-read deadline of the first request.
     let deadline = accepted + settings.header_read_timeout;
+    if https::speaks_plain_http(&stream, deadline).await {
+        tracing::debug!(%peer, "plain HTTP on the HTTPS port: answered 400");
+        let err = crate::tls::HandshakeError::PlainHttp;
+        proxy.telemetry.tls.handshake_failed(&err);
+        return https::answer_plain_http(stream, deadline).await;
+    }
     match crate::tls::handshake(stream, proxy.certificates.certificates(), deadline).await {
         Ok(established) => {
             proxy

@@ -26,6 +26,19 @@ impl<T> Prefixed<T> {
     }
 }
 
+impl Prefixed<tokio::net::TcpStream> {
+    /// The first byte the client sent, without consuming it (waits for
+    /// one); `None` at end of stream.
+    pub async fn first_byte(&self) -> io::Result<Option<u8>> {
+        if let Some(first) = self.prefix.first() {
+            return Ok(Some(*first));
+        }
+        let mut byte = [0u8; 1];
+        let n = self.inner.peek(&mut byte).await?;
+        Ok((n == 1).then_some(byte[0]))
+    }
+}
+
 impl<T: AsyncRead + Unpin> AsyncRead for Prefixed<T> {
     fn poll_read(
         mut self: Pin<&mut Self>,

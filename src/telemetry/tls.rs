@@ -7,18 +7,19 @@ use std::sync::{Arc, OnceLock};
 use crate::tls::{HandshakeError, Keeper};
 
 /// `(result, version)` of each handshake counter.
-pub const HANDSHAKE_LABELS: [(&str, &str); 5] = [
+pub const HANDSHAKE_LABELS: [(&str, &str); 6] = [
     ("ok", "TLSv1_3"),
     ("ok", "TLSv1_2"),
     ("unknown_name", ""),
     ("timed_out", ""),
     ("failed", ""),
+    ("plain_http", ""),
 ];
 
 /// TLS counters.
 #[derive(Debug, Default)]
 pub struct TlsStats {
-    handshakes: [AtomicU64; 5],
+    handshakes: [AtomicU64; HANDSHAKE_LABELS.len()],
     sni_misses: AtomicU64,
     /// The certificates served (set once the store is open).
     keeper: OnceLock<Arc<Keeper>>,
@@ -37,6 +38,7 @@ impl TlsStats {
             HandshakeError::UnknownName { sni_given } => self.count(2, *sni_given),
             HandshakeError::TimedOut => self.count(3, false),
             HandshakeError::Failed(_) => self.count(4, false),
+            HandshakeError::PlainHttp => self.count(5, false),
         }
     }
 
@@ -48,7 +50,7 @@ impl TlsStats {
     }
 
     /// Handshake counts in the order of [`HANDSHAKE_LABELS`].
-    pub fn handshakes(&self) -> [u64; 5] {
+    pub fn handshakes(&self) -> [u64; HANDSHAKE_LABELS.len()] {
         std::array::from_fn(|i| self.handshakes[i].load(Relaxed))
     }
 

@@ -29,6 +29,8 @@ pub enum HandshakeError {
     },
     #[error("the handshake did not complete within the header-read timeout")]
     TimedOut,
+    #[error("the client sent plain HTTP to the HTTPS port")]
+    PlainHttp,
     #[error("handshake failed: {0}")]
     Failed(io::Error),
 }
@@ -39,6 +41,7 @@ impl HandshakeError {
         match self {
             HandshakeError::UnknownName { .. } => "unknown_name",
             HandshakeError::TimedOut => "timed_out",
+            HandshakeError::PlainHttp => "plain_http",
             HandshakeError::Failed(_) => "failed",
         }
     }

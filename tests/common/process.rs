@@ -17,6 +17,8 @@ pub struct Process {
     pub admin: Admin,
     /// The `--metrics-listen` address, when given.
     pub metrics: Option<SocketAddr>,
+    /// The HTTPS listener (`None` with `--tls-listen off`).
+    pub tls: Option<SocketAddr>,
     pub log: Arc<Mutex<Vec<String>>>,
 }
 
@@ -74,23 +76,32 @@ impl Process {
             .expect("switchyard binary starts");
         let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
         let log: Arc<Mutex<Vec<String>>> = Arc::default();
-        let (addr, admin_addr, metrics) = tokio::time::timeout(Duration::from_secs(30), async {
-            while let Some(line) = lines.next_line().await.unwrap() {
-                log.lock().unwrap().push(line.clone());
-                if line.contains("switchyard ready") {
-                    let metrics = args
-                        .contains(&"--metrics-listen")
-                        .then(|| field(&line, " metrics="));
-                    return (field(&line, " listen="), field(&line, " admin="), metrics);
+        let (addr, admin_addr, metrics, tls) =
+            tokio::time::timeout(Duration::from_secs(30), async {
+                while let Some(line) = lines.next_line().await.unwrap() {
+                    log.lock().unwrap().push(line.clone());
+                    if line.contains("switchyard ready") {
+                        let metrics = args
+                            .contains(&"--metrics-listen")
+                            .then(|| field(&line, " metrics="));
+                        let tls = !line.contains("tls_listen=-")
+                            && !line.contains("\"tls_listen\":\"-\"");
+                        let tls = tls.then(|| field(&line, " tls_listen="));
+                        return (
+                            field(&line, " listen="),
+                            field(&line, " admin="),
+                            metrics,
+                            tls,
+                        );
+                    }
                 }
-            }
-            panic!(
-                "switchyard exited before it was ready: {:?}",
-                log.lock().unwrap()
-            );
-        })
-        .await
-        .expect("switchyard ready within 30 s");
+                panic!(
+                    "switchyard exited before it was ready: {:?}",
+                    log.lock().unwrap()
+                );
+            })
+            .await
+            .expect("switchyard ready within 30 s");
         let sink = Arc::clone(&log);
         tokio::spawn(async move {
             while let Ok(Some(line)) = lines.next_line().await {
@@ -115,6 +126,7 @@ impl Process {
             addr,
             admin: Admin::new(admin_addr, &token),
             metrics,
+            tls,
             log,
         }
     }

@@ -68,8 +68,8 @@ impl CertificateView {
             let parsed = &loaded.parsed;
             view.domains = parsed.names.iter().map(ToString::to_string).collect();
             view.issuer = parsed.issuer.clone();
-            view.not_before = rfc3339(parsed.not_before);
-            view.not_after = rfc3339(parsed.not_after);
+            view.not_before = unix_rfc3339(parsed.not_before);
+            view.not_after = unix_rfc3339(parsed.not_after);
             view.days_left = (parsed.not_after - now).div_euclid(86_400);
             view.warnings = parsed.warnings.clone();
         }
@@ -77,7 +77,9 @@ impl CertificateView {
     }
 }
 
-fn rfc3339(unix: i64) -> String {
-    let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix.max(0).unsigned_abs());
-    humantime::format_rfc3339_seconds(at).to_string()
+/// Unix seconds (never before 1970) as RFC 3339.
+pub fn unix_rfc3339(unix: i64) -> String {
+    super::rfc3339(
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix.max(0).unsigned_abs()),
+    )
 }

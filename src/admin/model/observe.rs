@@ -60,6 +60,25 @@ pub struct Route {
     pub backend: Option<RouteBackend>,
     /// Every active backend in the key's hash order (its failover order).
     pub candidates: Vec<RouteBackend>,
+    /// The certificate an HTTPS request for this host would get (chosen by
+    /// the request's host, even for a reload URL); `null` when the
+    /// handshake would fail (no certificate covers it and no default).
+    pub certificate: Option<RouteCertificate>,
+}
+
+/// Which certificate an HTTPS handshake for a host gets.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RouteCertificate {
+    #[schema(example = "3")]
+    pub id: String,
+    /// The names it covers.
+    pub domains: Vec<String>,
+    /// `name`: it covers the host; `default`: none does, and
+    /// `tls.default_certificate` stands in (clients will refuse it for this host).
+    #[schema(example = "name")]
+    pub matched: String,
+    /// RFC 3339.
+    pub not_after: String,
 }
 
 /// Estimated upstream latency percentiles in milliseconds (`null` before
