@@ -345,7 +345,8 @@ $("upload-form").addEventListener("submit", (event) => {
     } catch (err) {
       // A refused upload keeps what was pasted, to be fixed.
       const nothingWrong = err.code === "read_only_token" || err.status === 0;
-      fieldError("upload-error", nothingWrong ? null : chain, err.message);
+      const keyAtFault = /^(the|no) private key/.test(err.message);
+      fieldError("upload-error", nothingWrong ? null : keyAtFault ? key : chain, err.message);
       throw err;
     }
   });

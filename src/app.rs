@@ -99,6 +99,13 @@ impl App {
         ));
         certificates.apply(store.certificates().await?);
         telemetry.tls.watch(Arc::clone(&certificates));
+        let acme = checked
+            .acme
+            .map(|config| crate::acme::Acme::new(config, store.clone(), Arc::clone(&certificates)));
+        if let Some(acme) = &acme {
+            acme.resync().await?;
+            telemetry.tls.watch_acme(Arc::clone(acme));
+        }
         let settings_now: SharedSettings = Arc::new(arc_swap::ArcSwap::from_pointee(checked.proxy));
         let origins = Origins::of(admin_listener.local_addr()?).with(checked.allowed_origins);
         let admin = AdminState {
@@ -113,18 +120,22 @@ impl App {
             hosts: Arc::new(AllowedHosts::new(checked.allowed_hosts)),
             db: Arc::default(),
             certificates: Arc::clone(&certificates),
+            acme: acme.clone(),
         };
         let https_port = match &tls_listener {
             Some(l) => Some(l.local_addr()?.port()),
             None => None,
         };
-        let proxy = Arc::new(Proxy::new(
-            pool,
-            settings_now,
-            (telemetry, health),
-            certificates,
-            https_port,
-        ));
+        let proxy = Arc::new(
+            Proxy::new(
+                pool,
+                settings_now,
+                (telemetry, health),
+                certificates,
+                https_port,
+            )
+            .with_challenges(acme.as_ref().map(|a| Arc::clone(&a.challenges))),
+        );
         Ok(App {
             workers: checked.workers,
             reloader: Reloader::new(Arc::clone(&proxy), settings.clone()),
@@ -205,6 +216,11 @@ impl App {
             (settings.shutdown_grace, settings.header_read_timeout)
         };
         let store = self.admin.store.clone();
+        let acme = self
+            .admin
+            .acme
+            .as_ref()
+            .map(|acme| acme.spawn(shutdown.clone()));
         let follower = sync::spawn_follower(
             store.clone(),
             self.admin.publisher(),
@@ -228,6 +244,11 @@ impl App {
             shutdown.clone(),
             (grace, header_read),
         ));
+        let refresher = crate::tls::keeper::spawn_refresher(
+            Arc::clone(&self.proxy.certificates),
+            std::time::Duration::from_secs(30),
+            shutdown.clone(),
+        );
         let checker = health::checker::spawn(
             Arc::clone(&self.proxy.health),
             Arc::clone(&self.proxy.pool),
@@ -246,7 +267,11 @@ impl App {
         let served =
             proxy::workers::serve_on_workers(listeners, &self.proxy, self.workers, shutdown).await;
         checker.abort();
+        refresher.abort();
         sampler.abort();
+        if let Some(acme) = acme {
+            acme.abort();
+        }
         drainer.abort();
         if let Some(follower) = follower {
             follower.abort();

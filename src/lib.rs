@@ -22,6 +22,9 @@
 //!   changes other nodes make (LISTEN/NOTIFY, resync after reconnecting).
 //! - [`tls`]: certificates (read and checked from PEM, indexed by the names
 //!   they cover) and the snapshot TLS handshakes choose from.
+//! - [`acme`]: certificates obtained and renewed over ACME for managed
+//!   domains (HTTP-01 answers served from a snapshot; one node orders a
+//!   domain at a time).
 //! - [`config`]: settings from defaults, the Lua file and flags (parse → validate).
 //! - [`demo`]: three built-in demo backends for `--demo`.
 //! - [`Reloader`]: SIGHUP applies a re-read config without dropping connections.
@@ -30,6 +33,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod acme;
 pub mod admin;
 mod app;
 pub mod config;

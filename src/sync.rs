@@ -21,9 +21,10 @@ use sqlx::postgres::PgListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::acme::Acme;
 use crate::health::Health;
 use crate::routing::{BackendPool, PoolError, Snapshot};
-use crate::store::{Membership, Store, StoreError, CERT_CHANNEL, CHANNEL};
+use crate::store::{Membership, Store, StoreError, ACME_CHANNEL, CERT_CHANNEL, CHANNEL};
 use crate::telemetry::Telemetry;
 use crate::tls::Keeper;
 
@@ -51,6 +52,8 @@ pub struct Publisher {
     pub health: Arc<Health>,
     /// The certificate snapshot (follows `certificates` like the pool follows `backends`).
     pub certificates: Arc<Keeper>,
+    /// Managed domains and challenge answers, if ACME is on.
+    pub acme: Option<Arc<Acme>>,
 }
 
 impl Publisher {
@@ -205,14 +208,17 @@ async fn follow_inner(
 ) -> Result<std::convert::Infallible, SyncError> {
     let mut listener = tokio::time::timeout(CONNECT_TIMEOUT, async {
         let mut listener = PgListener::connect(url).await?;
-        listener.listen_all([CHANNEL, CERT_CHANNEL]).await?;
+        listener
+            .listen_all(Followed::ALL.map(Followed::channel))
+            .await?;
         Ok::<_, sqlx::Error>(listener)
     })
     .await
     .map_err(|_| SyncError::Timeout)??;
     // Listening first, reading second: nothing committed in between is missed.
-    publisher.resync(store).await?;
-    publisher.resync_certificates(store).await?;
+    for followed in Followed::ALL {
+        followed.resync(publisher, store).await?;
+    }
     status.reachable();
     *backoff = reconnect_backoff();
     let mut check = tokio::time::interval(CHECK_EVERY);
@@ -223,34 +229,85 @@ async fn follow_inner(
                 let Some(notification) = received? else {
                     return Err(SyncError::Lost);
                 };
-                let certificates = notification.channel() == CERT_CHANNEL;
-                let applied = if certificates {
-                    publisher.certificates.generation()
-                } else {
-                    publisher.pool.load().generation()
+                let Some(followed) = Followed::ALL
+                    .into_iter()
+                    .find(|f| f.channel() == notification.channel())
+                else {
+                    continue;
+                };
+                let Some(applied) = followed.applied(publisher) else {
+                    continue;
                 };
                 let newer = notification
                     .payload()
                     .parse::<u64>()
                     .map_or(true, |g| g > applied);
-                match (newer, certificates) {
-                    (true, false) => publisher.resync(store).await?,
-                    (true, true) => publisher.resync_certificates(store).await?,
-                    (false, _) => {}
+                if newer {
+                    followed.resync(publisher, store).await?;
                 }
             }
             _ = check.tick() => {
-                let committed = store.generation().await?;
-                if committed > publisher.pool.load().generation() {
-                    tracing::warn!(committed, "a change arrived without its notification; resyncing");
-                    publisher.resync(store).await?;
-                }
-                let committed = store.certificate_generation().await?;
-                if committed > publisher.certificates.generation() {
-                    tracing::warn!(committed, "a certificate change arrived without its notification; resyncing");
-                    publisher.resync_certificates(store).await?;
+                for followed in Followed::ALL {
+                    let Some(applied) = followed.applied(publisher) else {
+                        continue;
+                    };
+                    let committed = followed.committed(store).await?;
+                    if committed > applied {
+                        tracing::warn!(committed, what = followed.channel(),
+                            "a change arrived without its notification; resyncing");
+                        followed.resync(publisher, store).await?;
+                    }
                 }
             }
+        }
+    }
+}
+
+/// What the follower follows: each with its channel, the generation this
+/// node applied, the committed one, and how to catch up.
+#[derive(Clone, Copy, Debug)]
+enum Followed {
+    Membership,
+    Certificates,
+    Acme,
+}
+
+impl Followed {
+    const ALL: [Followed; 3] = [Followed::Membership, Followed::Certificates, Followed::Acme];
+
+    fn channel(self) -> &'static str {
+        match self {
+            Followed::Membership => CHANNEL,
+            Followed::Certificates => CERT_CHANNEL,
+            Followed::Acme => ACME_CHANNEL,
+        }
+    }
+
+    /// `None`: not followed on this node (ACME off).
+    fn applied(self, publisher: &Publisher) -> Option<u64> {
+        match self {
+            Followed::Membership => Some(publisher.pool.load().generation()),
+            Followed::Certificates => Some(publisher.certificates.generation()),
+            Followed::Acme => publisher.acme.as_ref().map(|acme| acme.generation()),
+        }
+    }
+
+    async fn committed(self, store: &Store) -> Result<u64, StoreError> {
+        match self {
+            Followed::Membership => store.generation().await,
+            Followed::Certificates => store.certificate_generation().await,
+            Followed::Acme => store.acme_generation().await,
+        }
+    }
+
+    async fn resync(self, publisher: &Publisher, store: &Store) -> Result<(), SyncError> {
+        match self {
+            Followed::Membership => publisher.resync(store).await,
+            Followed::Certificates => publisher.resync_certificates(store).await,
+            Followed::Acme => match &publisher.acme {
+                Some(acme) => acme.resync().await.map(drop).map_err(Into::into),
+                None => Ok(()),
+            },
         }
     }
 }

@@ -134,6 +134,10 @@ async fn bad_uploads_get_400_with_a_plain_message_and_store_nothing() {
         p.not_before = common::pki::time_now() - time::Duration::days(30);
         p.not_after = common::pki::time_now() - time::Duration::days(1);
     });
+    let future = ca.site_with(&["new.example"], |p| {
+        p.not_before = common::pki::time_now() + time::Duration::days(10);
+        p.not_after = common::pki::time_now() + time::Duration::days(100);
+    });
     let cases = [
         (
             "not PEM",
@@ -154,6 +158,38 @@ async fn bad_uploads_get_400_with_a_plain_message_and_store_nothing() {
             "no private key",
         ),
         ("expired", expired.chain_pem, expired.key_pem, "expired"),
+        (
+            "not valid yet",
+            future.chain_pem,
+            future.key_pem,
+            "not valid until",
+        ),
+        (
+            // It would be stored unsealed in the certificate column.
+            "a key in the certificate field",
+            format!("{}{}", good.key_pem, good.chain_pem),
+            good.key_pem.clone(),
+            "contains a private key",
+        ),
+        (
+            "a CA bundle pasted behind the certificate",
+            format!("{}{}", good.leaf_pem, ca.root_pem.repeat(12)),
+            good.key_pem.clone(),
+            "at most 10",
+        ),
+        (
+            "an encrypted key",
+            good.chain_pem.clone(),
+            "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIB\n-----END ENCRYPTED PRIVATE KEY-----\n"
+                .to_owned(),
+            "decrypt it first",
+        ),
+        (
+            "the CA's certificate first",
+            format!("{}{}", ca.root_pem, good.leaf_pem),
+            good.key_pem.clone(),
+            "put the site's certificate first",
+        ),
     ];
     for (what, certificate, key, says) in cases {
         let body = json!({"certificate": certificate, "private_key": key});

@@ -108,12 +108,51 @@ async fn a_certificate_uploaded_on_one_node_is_served_by_every_node_that_can_rea
     let listed = three.admin.get("/api/v1/certificates").await;
     let entry = &listed.json["certificates"][0];
     assert_eq!(entry["served"], false, "{entry}");
+    assert_eq!(
+        entry["domains"],
+        json!(["shop.example", "*.shop.example"]),
+        "{entry}"
+    );
     let problem = entry["problem"].as_str().unwrap();
     assert!(problem.contains("storage key"), "{problem}");
     assert!(!listed.text.contains("PRIVATE KEY"), "{}", listed.text);
     assert!(connect(&client, three.tls.unwrap(), "www.shop.example")
         .await
         .is_err());
+    // ... and is not ready: a balancer should not send it those names.
+    let ready = three.admin.get("/readyz").await;
+    assert_eq!(
+        ready.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        ready.text
+    );
+    assert!(ready.json["reason"]
+        .as_str()
+        .unwrap()
+        .contains("cannot be served"));
+    let metrics = three.admin.get("/metrics").await.text;
+    assert!(
+        metrics.contains("switchyard_certificates_unservable 1"),
+        "{metrics}"
+    );
+
+    // A node without a storage key may not store a key unsealed next to sealed ones.
+    let keyless = Process::start_with_database(
+        tempfile::tempdir().unwrap(),
+        &format!("{url}?application_name=tls-keyless"),
+        &["--admin-token", TOKEN],
+    )
+    .await;
+    let another = ca.site(&["other.example"]);
+    let body = json!({"certificate": another.chain_pem, "private_key": another.key_pem});
+    let reply = keyless
+        .admin
+        .call(Method::POST, "/api/v1/certificates", Some(body))
+        .await;
+    assert_eq!(reply.status, StatusCode::CONFLICT, "{}", reply.text);
+    assert_eq!(reply.code(), "no_storage_key");
+    assert_eq!(stored_keys(&url).await.len(), 1, "nothing stored");
 
     // Deleted on node two: node one, which served it, stops serving it.
     let tls_one = one.tls.unwrap();
@@ -129,7 +168,7 @@ async fn a_certificate_uploaded_on_one_node_is_served_by_every_node_that_can_rea
         .await
         .expect("node one drops the certificate deleted on node two within 10 s");
     println!("certificate deleted on node two refused by node one after {delay:?}");
-    drop((one, two, three));
+    drop((one, two, three, keyless));
     drop_database(&url).await;
 }
 

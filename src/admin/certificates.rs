@@ -33,7 +33,8 @@ pub async fn list(State(state): State<AdminState>) -> Json<CertificateList> {
     request_body = NewCertificate,
     responses(
         (status = 201, body = CertificateView, headers(("Location" = String, description = "The new certificate's URL"))),
-        (status = 400, description = "`invalid_certificate`: unreadable PEM, a key that does not match, an expired certificate, or one that names no domain; `malformed_json`", body = ErrorBody),
+        (status = 400, description = "`invalid_certificate`: unreadable PEM, an encrypted key or one that does not match, a key in the certificate field, more than 10 certificates, an expired certificate or one not valid yet, or one that names no domain; `malformed_json`", body = ErrorBody),
+        (status = 409, description = "`no_storage_key`: other keys are sealed and this node has no storage key", body = ErrorBody),
         (status = 413, description = "`body_too_large`", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
         (status = 422, description = "`invalid_body`: an unknown, missing or mistyped field", body = ErrorBody),

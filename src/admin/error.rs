@@ -51,6 +51,16 @@ pub enum ErrorCode {
     /// `400`: an uploaded certificate that cannot be used (unreadable PEM,
     /// a key that does not match, expired, no domain).
     InvalidCertificate,
+    /// `409`: this node has no storage key, and stored keys are sealed (its
+    /// key would be stored unsealed).
+    NoStorageKey,
+    /// `409`: the domain is already managed.
+    DomainExists,
+    /// `409`: managed domains need ACME, which is off (no `acme.directory`).
+    AcmeDisabled,
+    /// `400`: a domain name that is not a valid host name (or a wildcard,
+    /// which HTTP-01 cannot prove).
+    InvalidDomain,
     /// `400`: a query parameter of the wrong type or range.
     InvalidQuery,
     /// `400`: the body is not JSON.
@@ -85,8 +95,9 @@ pub enum ApiError {
     ReadOnlyToken,
     #[error("{0}")]
     NotFound(String),
-    #[error("{0}")]
-    Conflict(String),
+    /// `409`: the change conflicts with what exists.
+    #[error("{1}")]
+    Conflict(ErrorCode, String),
     /// A well-formed request with a value that is not acceptable.
     #[error("{message}")]
     Invalid { code: ErrorCode, message: String },
@@ -142,7 +153,7 @@ impl ApiError {
             ApiError::CrossSiteWrite => (StatusCode::FORBIDDEN, C::CrossSiteWrite),
             ApiError::ReadOnlyToken => (StatusCode::FORBIDDEN, C::ReadOnlyToken),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, C::NotFound),
-            ApiError::Conflict(_) => (StatusCode::CONFLICT, C::DuplicateAddress),
+            ApiError::Conflict(code, _) => (StatusCode::CONFLICT, *code),
             ApiError::Invalid { code, .. } => (StatusCode::BAD_REQUEST, *code),
             ApiError::MalformedJson(_) => (StatusCode::BAD_REQUEST, C::MalformedJson),
             ApiError::UnprocessableBody(_) => (StatusCode::UNPROCESSABLE_ENTITY, C::InvalidBody),
@@ -192,12 +203,24 @@ impl IntoResponse for ApiError {
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         match err {
-            StoreError::DuplicateAddress(address) => {
-                ApiError::Conflict(format!("a backend with address {address} already exists"))
-            }
+            StoreError::DuplicateAddress(address) => ApiError::Conflict(
+                ErrorCode::DuplicateAddress,
+                format!("a backend with address {address} already exists"),
+            ),
             StoreError::NotFound(id) => ApiError::NotFound(format!("no backend with id {id}")),
             StoreError::CertificateNotFound(id) => {
                 ApiError::NotFound(format!("no certificate with id {id}"))
+            }
+            StoreError::WouldStoreUnsealed => ApiError::Conflict(
+                ErrorCode::NoStorageKey,
+                StoreError::WouldStoreUnsealed.to_string(),
+            ),
+            StoreError::DomainExists(name) => ApiError::Conflict(
+                ErrorCode::DomainExists,
+                format!("{name} is already a managed domain"),
+            ),
+            StoreError::DomainNotFound(name) => {
+                ApiError::NotFound(format!("{name} is not a managed domain"))
             }
             StoreError::Database(err) => {
                 tracing::error!(%err, "membership database error");

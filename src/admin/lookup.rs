@@ -130,12 +130,13 @@ pub async fn healthz(State(state): State<AdminState>) -> Json<Healthz> {
 }
 
 /// `200` when the membership database is reachable and this node follows
-/// its changes; `503` (`degraded`) when not. A degraded node still routes,
+/// its changes; `503` (`degraded`) when not, or when a stored certificate
+/// cannot be served here (its key sealed with another storage key). A degraded node still routes,
 /// on its last membership; admin writes answer `503` until it recovers.
 /// No token needed (for load balancers and orchestrators).
 #[utoipa::path(get, path = "/readyz", tag = "observability", operation_id = "readyz", security(()),
     responses((status = 200, description = "Ready", body = Readyz),
-        (status = 503, description = "Degraded: routing on the last membership; the database cannot be reached", body = Readyz)))]
+        (status = 503, description = "Degraded: routing on the last membership, the database cannot be reached; or a stored certificate cannot be served by this node", body = Readyz)))]
 pub async fn readyz(State(state): State<AdminState>) -> (StatusCode, Json<Readyz>) {
     let ping = tokio::time::timeout(READY_PING_TIMEOUT, state.store.generation()).await;
     let problem = match ping {
@@ -147,6 +148,27 @@ pub async fn readyz(State(state): State<AdminState>) -> (StatusCode, Json<Readyz
         )),
     };
     let generation = state.pool.load().generation();
+    let unservable = state
+        .certificates
+        .entries()
+        .iter()
+        .filter(|e| e.loaded.is_err())
+        .count();
+    if problem.is_none() && unservable > 0 {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(Readyz {
+                status: "degraded".to_owned(),
+                database: "reachable".to_owned(),
+                reason: Some(format!(
+                    "{unservable} stored certificate(s) cannot be served by this node \
+                     (see GET /api/v1/certificates: problem); their names fail here"
+                )),
+                since: None,
+                generation,
+            }),
+        );
+    }
     let (status, body) = match problem {
         None => (
             StatusCode::OK,

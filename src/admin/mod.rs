@@ -11,6 +11,7 @@
 //!   the response.
 //! - [`certificates`]: upload (checked, with warnings), list, get, delete
 //!   TLS certificates; applied to the certificate snapshot like backends.
+//! - [`domains`]: the domains switchyard obtains certificates for over ACME.
 //! - [`lookup`]: route lookup, change log, `/healthz`, `/readyz`.
 //! - [`stats`]: per-backend stats, their five-minute history, `/metrics`.
 //! - [`model`], [`error`], [`openapi`]: the JSON, its errors and its schema.
@@ -21,6 +22,7 @@ pub mod auth;
 mod backends;
 pub mod browser;
 mod certificates;
+mod domains;
 pub mod error;
 mod lookup;
 pub mod model;
@@ -71,6 +73,8 @@ pub struct AdminState {
     pub db: Arc<DbStatus>,
     /// The certificates this node serves.
     pub certificates: Arc<Keeper>,
+    /// Automatic certificates, if `acme.directory` is set.
+    pub acme: Option<Arc<crate::acme::Acme>>,
 }
 
 /// The admin API: every route behind the `Host` allow-list; `/healthz`,
@@ -98,6 +102,11 @@ pub fn router(state: AdminState) -> Router {
         .route(
             "/api/v1/certificates/{id}",
             get(certificates::get).delete(certificates::delete),
+        )
+        .route("/api/v1/domains", get(domains::list).post(domains::create))
+        .route(
+            "/api/v1/domains/{name}",
+            get(domains::get).delete(domains::delete),
         )
         .route("/api/v1/route", get(lookup::route))
         .route("/api/v1/stats", get(stats::stats))
@@ -184,6 +193,7 @@ impl AdminState {
             telemetry: Arc::clone(&self.telemetry),
             health: Arc::clone(&self.health),
             certificates: Arc::clone(&self.certificates),
+            acme: self.acme.clone(),
         }
     }
 }

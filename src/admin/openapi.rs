@@ -10,7 +10,7 @@ use utoipa::{Modify, OpenApi};
 
 use super::error::{ErrorBody, ErrorCode, ErrorDetail};
 use super::model;
-use super::{backends, certificates, lookup, stats};
+use super::{backends, certificates, domains, lookup, stats};
 
 /// The whole admin API.
 #[derive(OpenApi)]
@@ -26,7 +26,8 @@ use super::{backends, certificates, lookup, stats};
     paths(
         backends::list, backends::create, backends::get, backends::update, backends::delete,
         backends::replace, certificates::list, certificates::create, certificates::get,
-        certificates::delete, lookup::route, stats::stats, stats::history, lookup::changes,
+        certificates::delete, domains::list, domains::create, domains::get, domains::delete,
+        lookup::route, stats::stats, stats::history, lookup::changes,
         lookup::healthz, lookup::readyz, stats::metrics, document,
     ),
     components(schemas(
@@ -36,7 +37,8 @@ use super::{backends, certificates, lookup, stats};
         model::ByClass, model::ChangeList, model::Change, model::Healthz, model::Readyz, model::State,
         model::Health, model::Address, model::StatsHistory, model::BackendHistory, model::Sample,
         model::NewCertificate, model::CertificateView, model::CertificateList,
-        crate::store::CertSource,
+        model::NewDomain, model::DomainView, model::DomainList,
+        crate::store::CertSource, crate::store::DomainStatus,
     )),
     modifiers(&Refinements),
     security(("bearer" = [])),

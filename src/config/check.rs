@@ -27,6 +27,8 @@ pub struct Checked {
     pub workers: usize,
     /// Seals private keys at rest, if a storage key is configured.
     pub sealer: Option<crate::store::Sealer>,
+    /// Automatic certificates, if `acme.directory` is set (restart-only).
+    pub acme: Option<super::Acme>,
 }
 
 impl Settings {
@@ -49,7 +51,9 @@ impl Settings {
             .map(crate::store::Sealer::from_hex)
             .transpose()
             .map_err(|e| ConfigError::Invalid(format!("SWITCHYARD_STORAGE_KEY: {e}")))?;
+        let acme = self.acme.checked()?;
         Ok(Checked {
+            acme,
             sealer,
             proxy,
             backends,

@@ -5,6 +5,7 @@
 //! turns it into runtime values; nothing here runs on the request path, and
 //! nothing re-reads the file except an explicit reload.
 
+mod acme;
 mod admin;
 mod check;
 pub mod flags;
@@ -23,6 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::routing::{Backend, BackendAddr, BackendState, ReloadScope};
 
+pub use acme::{Acme, AcmeSettings};
 pub use admin::{AdminSettings, TokenSource, MIN_TOKEN_LEN};
 pub use check::Checked;
 pub use flags::Flags;
@@ -110,6 +112,8 @@ pub struct Settings {
     pub proxy_protocol: ProxyProtocolSettings,
     /// The HTTPS listener, default certificate, redirects and HSTS.
     pub tls: TlsSettings,
+    /// Automatic certificates (off unless `acme.directory` is set).
+    pub acme: AcmeSettings,
     /// Start the demo backends (`--demo` only; not a Lua key).
     #[serde(skip)]
     pub demo: bool,
@@ -144,6 +148,7 @@ impl Default for Settings {
             metrics_listen: None,
             proxy_protocol: ProxyProtocolSettings::default(),
             tls: TlsSettings::default(),
+            acme: AcmeSettings::default(),
             demo: false,
             replace_backends: false,
             storage_key: None,

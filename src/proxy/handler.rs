@@ -24,6 +24,7 @@ use super::prefetch::prefetch;
 use super::request_id;
 use super::tunnel::tunnel;
 use super::upstream::{UpstreamBody, Upstreams};
+use crate::acme::Challenges;
 use crate::config::{LogFormat, ProxySettings, SharedSettings};
 use crate::health::Health;
 use crate::routing::{routing_key_of, BackendPool, KeyError};
@@ -52,6 +53,9 @@ pub struct Proxy {
     pub certificates: Arc<Keeper>,
     /// The HTTPS listener's port (redirects of plain requests), if there is one.
     pub https_port: Option<u16>,
+    /// HTTP-01 answers, when ACME is on (`/.well-known/acme-challenge/`
+    /// is then answered here, never forwarded).
+    pub challenges: Option<Arc<Challenges>>,
 }
 
 impl Proxy {
@@ -77,7 +81,14 @@ impl Proxy {
             telemetry,
             certificates,
             https_port,
+            challenges: None,
         }
+    }
+
+    /// Answer ACME HTTP-01 challenges from `challenges` (when ACME is on).
+    pub fn with_challenges(mut self, challenges: Option<Arc<Challenges>>) -> Self {
+        self.challenges = challenges;
+        self
     }
 
     /// The same proxy for one more worker thread: everything shared but
@@ -95,6 +106,7 @@ impl Proxy {
             durations: self.telemetry.worker_durations(),
             certificates: Arc::clone(&self.certificates),
             https_port: self.https_port,
+            challenges: self.challenges.clone(),
         }
     }
 }
@@ -140,6 +152,8 @@ pub async fn handle(
             (err.into_response(), gone)
         }
     };
+    // Every response on a TLS connection, the proxy's own included.
+    https::add_hsts(&conn, &proxy.settings, &mut response);
     // The tracker cannot follow this connection past this request.
     if verdict.is_some_and(|v| v.last()) && response.status() != StatusCode::SWITCHING_PROTOCOLS {
         response
@@ -165,6 +179,9 @@ impl Proxy {
         // fast path has a few slots per thread): settings are read before
         // and after the prefetch, and the snapshot is an `Arc` held for
         // failover.
+        if let Some(answer) = https::acme_challenge(conn, &req, self.challenges.as_deref()) {
+            return Ok(answer);
+        }
         let settings = self.settings.load();
         let (key, rule) = routing_key_of(&req, &settings.reload_scope)?;
         https::check_host(conn, &req, &key, rule)?;
@@ -256,9 +273,7 @@ impl Proxy {
         }
         tracing::debug!(peer = %conn.peer, key = key.as_str(), rule = rule.as_str(), backend = %backend.address,
             status = response.status().as_u16(), "proxied");
-        let mut response = prepare_response(response, upgraded);
-        https::add_hsts(conn, &self.settings, &mut response);
-        Ok(response)
+        Ok(prepare_response(response, upgraded))
     }
 }
 

@@ -6,7 +6,7 @@
 //! `308` to `https://` (ACME HTTP-01 challenges excepted). A client that
 //! speaks plain HTTP to the HTTPS port gets a plain `400` saying so.
 
-use http::{header, HeaderValue, Request, Response, StatusCode};
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -16,6 +16,7 @@ use super::client_io::ConnShared;
 use super::error::ProxyError;
 use super::prefixed::Prefixed;
 use super::upstream::UpstreamBody;
+use crate::acme::Challenges;
 use crate::config::{ProxySettings, SharedSettings};
 use crate::routing::{request_host_of, RoutingKey, Rule};
 use crate::tls::Keeper;
@@ -64,6 +65,50 @@ pub async fn answer_plain_http(mut stream: Prefixed<TcpStream>, deadline: Instan
 /// Where ACME HTTP-01 challenges are answered (never redirected).
 pub const ACME_CHALLENGE_PREFIX: &str = "/.well-known/acme-challenge/";
 
+/// The ACME challenge token of `req`'s path, if it is one: base64url
+/// characters only (so `/.well-known/acme-challenge/../x` is not one).
+fn challenge_token<B>(req: &Request<B>) -> Option<&str> {
+    let token = req.uri().path().strip_prefix(ACME_CHALLENGE_PREFIX)?;
+    let valid = !token.is_empty()
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    valid.then_some(token)
+}
+
+fn is_challenge<B>(req: &Request<B>) -> bool {
+    challenge_token(req).is_some()
+}
+
+/// With ACME on, a plain-HTTP request under [`ACME_CHALLENGE_PREFIX`] is
+/// answered here, before routing and never forwarded: the key
+/// authorization of an open challenge (`200`), else `404`.
+pub fn acme_challenge<B>(
+    conn: &ConnShared,
+    req: &Request<B>,
+    challenges: Option<&Challenges>,
+) -> Option<Response<UpstreamBody>> {
+    let challenges = challenges?;
+    if conn.tls.is_some() || !req.uri().path().starts_with(ACME_CHALLENGE_PREFIX) {
+        return None;
+    }
+    let token = challenge_token(req).unwrap_or("");
+    let (status, body) = match challenges.answer(token) {
+        Some(answer) if req.method() == Method::GET || req.method() == Method::HEAD => {
+            (StatusCode::OK, answer.to_string())
+        }
+        Some(_) => (StatusCode::METHOD_NOT_ALLOWED, String::new()),
+        None => (StatusCode::NOT_FOUND, "no such ACME challenge\n".to_owned()),
+    };
+    let mut response = Response::new(super::body::text(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    Some(response)
+}
+
 /// The host a request asks for: the routing key, unless the reload rule
 /// took the key from the path.
 fn host_of<B>(req: &Request<B>, key: &RoutingKey, rule: Rule) -> Result<RoutingKey, ProxyError> {
@@ -101,10 +146,14 @@ pub fn redirect<B>(
     keeper: &Keeper,
     https_port: Option<u16>,
 ) -> Result<Option<Response<UpstreamBody>>, ProxyError> {
-    if conn.tls.is_some()
-        || !settings.tls.redirect_http
-        || req.uri().path().starts_with(ACME_CHALLENGE_PREFIX)
-    {
+    if conn.tls.is_some() || !settings.tls.redirect_http || is_challenge(req) {
+        return Ok(None);
+    }
+    // `OPTIONS *` has no resource to redirect to.
+    let Some(target) = req.uri().path_and_query().map(|pq| pq.as_str()) else {
+        return Ok(None);
+    };
+    if !target.starts_with('/') {
         return Ok(None);
     }
     let Some(port) = settings.tls.redirect_port.or(https_port) else {
@@ -125,7 +174,6 @@ pub fn redirect<B>(
         (port, false) => format!("{}:{port}", host.as_str()),
         (port, true) => format!("[{}]:{port}", host.as_str()),
     };
-    let target = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
     let location = format!("https://{authority}{target}");
     let Ok(location) = HeaderValue::from_str(&location) else {
         return Ok(None);

@@ -166,7 +166,8 @@ async fn serve_connection(
     if scheme == Scheme::Http {
         return serve_http(proxy, stream, shared, deadlines, settings, watcher).await;
     }
-    // The handshake shares the header-read deadline of the first request.
+    // The handshake must finish within header_read of the accept; the
+    // first request head then gets its own header_read.
     let deadline = accepted + settings.header_read_timeout;
     if https::speaks_plain_http(&stream, deadline).await {
         tracing::debug!(%peer, "plain HTTP on the HTTPS port: answered 400");

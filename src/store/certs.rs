@@ -2,7 +2,7 @@
 //! write bumps `cert_generation` (and notifies the other nodes on
 //! PostgreSQL, on [`CERT_CHANNEL`], like membership changes).
 
-use sqlx::Row;
+use sqlx::{Any, Row, Transaction};
 
 use super::seal::{self, SealError};
 use super::sql::{bump, counter};
@@ -112,8 +112,33 @@ impl Store {
         source: CertSource,
     ) -> Result<(i64, StoredCertificates), StoreError> {
         let mut tx = self.pool.begin().await?;
-        let generation = bump(&mut tx, "cert_generation").await?;
-        let id = bump(&mut tx, "next_cert_id").await?;
+        let id = self
+            .insert_certificate(&mut tx, chain_pem, key_pem, source)
+            .await?;
+        tx.commit().await?;
+        Ok((id, self.certificates().await?))
+    }
+
+    /// Insert a certificate inside `tx` (and notify at its commit); its id.
+    pub(super) async fn insert_certificate(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        chain_pem: &str,
+        key_pem: &str,
+        source: CertSource,
+    ) -> Result<i64, StoreError> {
+        if self.sealer.is_none() {
+            let sealed: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM certificates WHERE key_pem LIKE 'sealed:%'",
+            )
+            .fetch_one(&mut **tx)
+            .await?;
+            if sealed > 0 {
+                return Err(StoreError::WouldStoreUnsealed);
+            }
+        }
+        let generation = bump(tx, "cert_generation").await?;
+        let id = bump(tx, "next_cert_id").await?;
         let created_at =
             humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
         sqlx::query(
@@ -125,25 +150,34 @@ impl Store {
         .bind(seal::store(self.sealer.as_deref(), id, key_pem))
         .bind(source.as_str())
         .bind(created_at)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
-        self.notify(&mut tx, CERT_CHANNEL, generation).await?;
-        tx.commit().await?;
-        Ok((id, self.certificates().await?))
+        self.notify(tx, CERT_CHANNEL, generation).await?;
+        Ok(id)
+    }
+
+    /// Delete certificate `id` inside `tx` (and notify at its commit);
+    /// whether it existed.
+    pub(super) async fn remove_certificate(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        id: i64,
+    ) -> Result<bool, StoreError> {
+        let generation = bump(tx, "cert_generation").await?;
+        let deleted = sqlx::query("DELETE FROM certificates WHERE id = $1")
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
+        self.notify(tx, CERT_CHANNEL, generation).await?;
+        Ok(deleted.rows_affected() > 0)
     }
 
     /// Delete certificate `id`.
     pub async fn delete_certificate(&self, id: i64) -> Result<StoredCertificates, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let generation = bump(&mut tx, "cert_generation").await?;
-        let deleted = sqlx::query("DELETE FROM certificates WHERE id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        if deleted.rows_affected() == 0 {
+        if !self.remove_certificate(&mut tx, id).await? {
             return Err(StoreError::CertificateNotFound(id));
         }
-        self.notify(&mut tx, CERT_CHANNEL, generation).await?;
         tx.commit().await?;
         self.certificates().await
     }

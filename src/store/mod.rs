@@ -13,6 +13,7 @@
 //! the generation counter, so concurrent writes on several nodes never lose
 //! an update, and the unique address column refuses duplicates.
 
+mod acme;
 mod certs;
 mod rows;
 mod seal;
@@ -28,6 +29,7 @@ use sql::{bump, find, generation, insert, log, remove, set_state_and_weight};
 use crate::config::DatabaseUrl;
 use crate::routing::{Backend, BackendAddr, BackendState, PoolError, Snapshot};
 
+pub use acme::{AcmeState, DomainRecord, DomainStatus, ACME_CHANNEL};
 pub use certs::{CertSource, CertificateRecord, StoredCertificates, CERT_CHANNEL};
 pub use rows::{BackendRecord, ChangeRecord};
 pub use seal::{SealError, Sealer};
@@ -52,6 +54,12 @@ pub enum StoreError {
     NotFound(i64),
     #[error("no certificate with id {0}")]
     CertificateNotFound(i64),
+    #[error("other certificates' keys are sealed with a storage key and this node has none: start it with SWITCHYARD_STORAGE_KEY (the same as the other nodes') so that this key is sealed too")]
+    WouldStoreUnsealed,
+    #[error("{0} is already a managed domain")]
+    DomainExists(String),
+    #[error("{0} is not a managed domain")]
+    DomainNotFound(String),
     #[error("unsupported database URL {}: use sqlite://PATH or postgres://...", crate::config::redact_url(.0))]
     UnsupportedUrl(String),
     #[error("database error: {0}")]

@@ -4,6 +4,7 @@
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, OnceLock};
 
+use crate::acme::Acme;
 use crate::tls::{HandshakeError, Keeper};
 
 /// `(result, version)` of each handshake counter.
@@ -23,6 +24,8 @@ pub struct TlsStats {
     sni_misses: AtomicU64,
     /// The certificates served (set once the store is open).
     keeper: OnceLock<Arc<Keeper>>,
+    /// ACME, when it is on.
+    acme: OnceLock<Arc<Acme>>,
 }
 
 impl TlsStats {
@@ -62,6 +65,11 @@ impl TlsStats {
     /// Report the certificates `keeper` serves.
     pub fn watch(&self, keeper: Arc<Keeper>) {
         let _ = self.keeper.set(keeper);
+    }
+
+    /// Report `acme`'s orders.
+    pub fn watch_acme(&self, acme: Arc<Acme>) {
+        let _ = self.acme.set(acme);
     }
 
     /// `(id, first domain, not_after)` of every certificate served.
@@ -125,6 +133,41 @@ impl TlsStats {
             ConstGauge::new(not_after).encode(
                 expiry.encode_family(&[("id", id.as_str()), ("domain", domain.as_str())])?,
             )?;
+        }
+        let unservable = self.keeper.get().map_or(0, |keeper| {
+            keeper
+                .entries()
+                .iter()
+                .filter(|e| e.loaded.is_err())
+                .count() as i64
+        });
+        ConstGauge::new(unservable).encode(encoder.encode_descriptor(
+            "switchyard_certificates_unservable",
+            "Stored certificates this node cannot serve (a key sealed with another storage key, or unreadable)",
+            None,
+            MetricType::Gauge,
+        )?)?;
+        if let Some(acme) = self.acme.get() {
+            let stats = &acme.stats;
+            let mut orders = encoder.encode_descriptor(
+                "switchyard_acme_orders",
+                "ACME orders this node made, by result",
+                None,
+                MetricType::Counter,
+            )?;
+            for (result, count) in [("ok", &stats.orders_ok), ("failed", &stats.orders_failed)] {
+                orders
+                    .encode_family(&[("result", result)])?
+                    .encode_counter::<NoLabelSet, _, u64>(&count.load(Relaxed), None)?;
+            }
+            encoder
+                .encode_descriptor(
+                    "switchyard_acme_renewals",
+                    "ACME orders this node made that replaced a certificate",
+                    None,
+                    MetricType::Counter,
+                )?
+                .encode_counter::<NoLabelSet, _, u64>(&stats.renewals.load(Relaxed), None)?;
         }
         Ok(())
     }

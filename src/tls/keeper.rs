@@ -8,7 +8,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use super::certificate::{load_stored, ParsedCertificate};
+use super::certificate::{describe, load_stored, Described, ParsedCertificate};
 use super::snapshot::{CertSnapshot, Certificates, Served, Sessions};
 use crate::routing::RoutingKey;
 use crate::store::{CertSource, CertificateRecord, StoredCertificates};
@@ -21,6 +21,8 @@ pub struct Entry {
     pub created_at: String,
     /// Served, or why this node cannot serve it (an unreadable key).
     pub loaded: Result<Loaded, String>,
+    /// The chain's facts when it cannot be served (for the list).
+    pub described: Option<Described>,
 }
 
 /// A stored certificate this node serves.
@@ -36,6 +38,9 @@ struct State {
     generation: Option<u64>,
     default: Option<RoutingKey>,
     entries: Vec<Arc<Entry>>,
+    /// The earliest expiry still ahead at the last publish: past it, the
+    /// snapshot is rebuilt (an expired certificate stops winning its names).
+    next_expiry: Option<i64>,
 }
 
 /// Applies store reads and the default certificate to the live snapshot.
@@ -86,7 +91,7 @@ impl Keeper {
             .collect();
         state.entries = entries;
         state.generation = Some(stored.generation);
-        self.publish(&state);
+        self.publish(&mut state);
         true
     }
 
@@ -95,7 +100,7 @@ impl Keeper {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         if state.default != default {
             state.default = default;
-            self.publish(&state);
+            self.publish(&mut state);
         }
     }
 
@@ -124,6 +129,10 @@ impl Keeper {
                     served: Arc::new(served),
                 })
             });
+        let described = loaded
+            .is_err()
+            .then(|| describe(&record.chain_pem))
+            .flatten();
         if let Err(why) = &loaded {
             tracing::error!(id = record.id, %why, "a stored certificate cannot be served");
         }
@@ -132,10 +141,27 @@ impl Keeper {
             source: record.source,
             created_at: record.created_at,
             loaded,
+            described,
         }
     }
 
-    fn publish(&self, state: &State) {
+    /// Rebuild the snapshot if a certificate expired since it was built.
+    pub fn refresh(&self) {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if state.next_expiry.is_some_and(|at| at < unix_now()) {
+            self.publish(&mut state);
+        }
+    }
+
+    fn publish(&self, state: &mut State) {
+        let now = unix_now();
+        state.next_expiry = state
+            .entries
+            .iter()
+            .filter_map(|e| e.loaded.as_ref().ok())
+            .map(|l| l.served.not_after)
+            .filter(|&at| at >= now)
+            .min();
         let served = state
             .entries
             .iter()
@@ -145,6 +171,23 @@ impl Keeper {
         self.certificates
             .publish(CertSnapshot::of(served, state.default.as_ref()));
     }
+}
+
+/// Call [`Keeper::refresh`] every `every` until `shutdown`.
+pub fn spawn_refresher(
+    keeper: Arc<Keeper>,
+    every: std::time::Duration,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => keeper.refresh(),
+                () = shutdown.cancelled() => return,
+            }
+        }
+    })
 }
 
 /// Unix seconds now.

@@ -23,8 +23,12 @@ pub enum CertName {
 impl CertName {
     /// A DNS name from a certificate (`www.foo.com`, `*.foo.com`), normalized;
     /// `None` for what no client could match (an IP, `*` elsewhere than the
-    /// whole first label, a bare `*.com`-style top level).
+    /// whole first label, a bare `*.com`-style top level, a port, a trailing
+    /// dot, or anything but ASCII: clients compare A-labels).
     pub fn parse(raw: &str) -> Option<CertName> {
+        if !raw.is_ascii() || raw.contains(':') || raw.ends_with('.') {
+            return None;
+        }
         match raw.strip_prefix("*.") {
             Some(parent) => {
                 let parent = normalize_host(parent.as_bytes()).ok()?;
@@ -125,14 +129,18 @@ mod tests {
     #[test]
     fn names_from_certificates_are_normalized_like_routing_keys() {
         assert_eq!(
-            CertName::parse("IronHand.Example."),
+            CertName::parse("IronHand.Example"),
             Some(CertName::Exact(key("ironhand.example")))
         );
         assert_eq!(
-            CertName::parse("*.Bücher.example"),
+            CertName::parse("*.XN--bcher-kva.example"),
             Some(CertName::Wildcard(key("xn--bcher-kva.example")))
         );
+        // What clients never match: not taken, so never claimed in the list.
         for unusable in [
+            "IronHand.Example.",
+            "*.Bücher.example",
+            "port.example:443",
             "*.com",
             "a.*.example",
             "*foo.example",

@@ -106,12 +106,18 @@ impl CertSnapshot {
     }
 
     /// Index certificates already made ready to serve (oldest first).
+    /// Where two claim a name, an unexpired one beats an expired one, then
+    /// the newer wins: a stored certificate that expired never hides a
+    /// valid one.
     pub fn of(served: Vec<Arc<Served>>, default_domain: Option<&RoutingKey>) -> Self {
+        let now = super::unix_now();
         let mut snapshot = CertSnapshot::default();
-        for served in served {
-            snapshot.index.insert(&served.names, &served);
-            snapshot.all.push(served);
+        let (valid, expired): (Vec<_>, Vec<_>) =
+            served.iter().partition(|served| served.not_after >= now);
+        for served in expired.into_iter().chain(valid) {
+            snapshot.index.insert(&served.names, served);
         }
+        snapshot.all = served;
         snapshot.default = default_domain.and_then(|d| snapshot.index.find(d).cloned());
         snapshot
     }
@@ -151,7 +157,9 @@ fn server_config(
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
         .with_no_client_auth()
         .with_cert_resolver(Arc::new(Fixed(Arc::clone(&parsed.certified))));
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    // `http/1.0` too: a client offering only that must not fail the
+    // handshake (it is served as HTTP/1).
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec(), b"http/1.0".to_vec()];
     config.ticketer = Arc::clone(&sessions.ticketer);
     config.session_storage = Arc::clone(&sessions.cache);
     Ok(Arc::new(config))

@@ -26,6 +26,7 @@ mod admin;
 mod cut;
 pub mod h2raw;
 pub mod oneshot;
+pub mod pebble;
 pub mod pki;
 mod postgres;
 mod process;

@@ -76,6 +76,7 @@ impl Api {
                 switchyard::tls::Sessions::new().unwrap(),
                 None,
             )),
+            acme: None,
         };
         Api {
             router: admin::router(state),

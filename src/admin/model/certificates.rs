@@ -7,7 +7,7 @@ use crate::store::CertSource;
 use crate::tls::Entry;
 
 /// `POST /api/v1/certificates`.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewCertificate {
     /// PEM: the site's certificate first, then its intermediates.
@@ -15,6 +15,15 @@ pub struct NewCertificate {
     /// PEM private key (PKCS#8, RSA or EC). Stored (sealed when a storage
     /// key is configured), never returned.
     pub private_key: String,
+}
+
+impl std::fmt::Debug for NewCertificate {
+    /// Never the key.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewCertificate")
+            .field("certificate", &self.certificate)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A stored certificate.
@@ -72,6 +81,12 @@ impl CertificateView {
             view.not_after = unix_rfc3339(parsed.not_after);
             view.days_left = (parsed.not_after - now).div_euclid(86_400);
             view.warnings = parsed.warnings.clone();
+        } else if let Some(described) = &entry.described {
+            view.domains = described.names.iter().map(ToString::to_string).collect();
+            view.issuer = described.issuer.clone();
+            view.not_before = unix_rfc3339(described.not_before);
+            view.not_after = unix_rfc3339(described.not_after);
+            view.days_left = (described.not_after - now).div_euclid(86_400);
         }
         view
     }

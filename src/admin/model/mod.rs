@@ -3,8 +3,10 @@
 
 mod backends;
 mod certificates;
+mod domains;
 mod observe;
 
 pub use backends::*;
 pub use certificates::*;
+pub use domains::*;
 pub use observe::*;

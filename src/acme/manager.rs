@@ -1,0 +1,395 @@
+//! The node's ACME manager: reads the managed domains, orders a
+//! certificate for each one that is due (under a lease, so one node orders
+//! a given domain at a time), stores the result and backs off after
+//! failures.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use instant_acme::{Account, Key};
+use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+use tokio::sync::{Notify, OnceCell, Semaphore};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::order::{self, Issued, OrderFailed};
+use super::Challenges;
+use crate::config;
+use crate::store::{AcmeState, DomainRecord, DomainStatus, Store, StoreError};
+use crate::tls::{unix_now, Keeper};
+
+/// A node holds a domain's lease this long (an order takes a few minutes at most).
+const LEASE: i64 = 300;
+/// Orders running at once on one node.
+const PARALLEL_ORDERS: usize = 4;
+/// The manager looks at the domains at least this often.
+const LOOK_EVERY: Duration = Duration::from_secs(30);
+/// Backoff after failures: 30 s doubling up to 6 h; an hour at least when
+/// the CA says we are rate limited.
+const BACKOFF_FIRST: i64 = 30;
+const BACKOFF_MAX: i64 = 6 * 3600;
+const RATE_LIMITED: i64 = 3600;
+/// Jitter on renewal times: up to this share of `renew_before` earlier, so
+/// that domains added together do not renew together.
+const RENEW_JITTER: f64 = 0.1;
+/// Time for other nodes to apply a new challenge answer (the NOTIFY
+/// round trip) before the CA is told to look, on PostgreSQL.
+const CHALLENGE_SETTLE: Duration = Duration::from_millis(250);
+
+/// ACME counters for `/metrics`.
+#[derive(Debug, Default)]
+pub struct AcmeStats {
+    pub orders_ok: AtomicU64,
+    pub orders_failed: AtomicU64,
+    /// Successful orders that replaced a certificate.
+    pub renewals: AtomicU64,
+}
+
+/// A node's ACME service.
+pub struct Acme {
+    config: config::Acme,
+    store: Store,
+    keeper: Arc<Keeper>,
+    pub challenges: Arc<Challenges>,
+    pub stats: AcmeStats,
+    /// This process's lease owner name.
+    node: String,
+    wake: Notify,
+    /// The ACME generation applied to `challenges` (checked and set with
+    /// the publish, so an older read never replaces a newer one).
+    applied: Mutex<u64>,
+    account: OnceCell<Account>,
+    /// Domains this node is ordering now.
+    running: Mutex<HashSet<String>>,
+    orders: Semaphore,
+}
+
+impl std::fmt::Debug for Acme {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Acme")
+            .field("directory", &self.config.directory)
+            .field("node", &self.node)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Acme {
+    pub fn new(config: config::Acme, store: Store, keeper: Arc<Keeper>) -> Arc<Self> {
+        let mut id = [0u8; 6];
+        let _ = getrandom::fill(&mut id);
+        let node = format!(
+            "{}-{}",
+            std::process::id(),
+            id.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        );
+        Arc::new(Acme {
+            config,
+            store,
+            keeper,
+            challenges: Arc::default(),
+            stats: AcmeStats::default(),
+            node,
+            wake: Notify::new(),
+            applied: Mutex::new(0),
+            account: OnceCell::new(),
+            running: Mutex::default(),
+            orders: Semaphore::new(PARALLEL_ORDERS),
+        })
+    }
+
+    /// The ACME generation this node has applied.
+    pub fn generation(&self) -> u64 {
+        *self.applied.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Read the domains and challenge answers, serve the answers and let
+    /// the manager look at the domains (after a change: the admin API's, or
+    /// another node's).
+    pub async fn resync(&self) -> Result<AcmeState, StoreError> {
+        let state = self.read().await?;
+        self.wake.notify_one();
+        Ok(state)
+    }
+
+    /// Read the domains and challenge answers and serve the answers.
+    async fn read(&self) -> Result<AcmeState, StoreError> {
+        let state = self.store.acme_state().await?;
+        let mut applied = self.applied.lock().unwrap_or_else(|p| p.into_inner());
+        if state.generation >= *applied {
+            self.challenges.publish(&state.challenges);
+            *applied = state.generation;
+        }
+        drop(applied);
+        Ok(state)
+    }
+
+    /// Start the manager.
+    pub fn spawn(self: &Arc<Self>, shutdown: CancellationToken) -> JoinHandle<()> {
+        let acme = Arc::clone(self);
+        tokio::spawn(async move {
+            tokio::select! {
+                () = acme.run() => {}
+                () = shutdown.cancelled() => {}
+            }
+        })
+    }
+
+    async fn run(self: Arc<Self>) {
+        loop {
+            let next = match self.read().await {
+                Ok(state) => self.start_due(&state),
+                Err(err) => {
+                    tracing::warn!(%err, "ACME: cannot read the managed domains");
+                    LOOK_EVERY
+                }
+            };
+            tokio::select! {
+                () = tokio::time::sleep(next) => {}
+                () = self.wake.notified() => {}
+            }
+        }
+    }
+
+    /// Start an order for every domain that is due; how long until the
+    /// next one is.
+    fn start_due(self: &Arc<Self>, state: &AcmeState) -> Duration {
+        let now = unix_now();
+        let served: HashSet<i64> = self.keeper.entries().iter().map(|e| e.id).collect();
+        let mut next = now + LOOK_EVERY.as_secs() as i64;
+        for domain in &state.domains {
+            let due = due_at(domain, &served);
+            if due > now {
+                next = next.min(due);
+                continue;
+            }
+            if domain.lease_until.is_some_and(|until| until >= now)
+                && domain.lease_owner.as_deref() != Some(&self.node)
+            {
+                next = next.min(domain.lease_until.unwrap_or(now) + 1);
+                continue;
+            }
+            if !self
+                .running
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(domain.name.clone())
+            {
+                continue;
+            }
+            let acme = Arc::clone(self);
+            let domain = domain.clone();
+            tokio::spawn(async move {
+                let name = domain.name.clone();
+                acme.order(domain).await;
+                acme.running
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&name);
+                acme.wake.notify_one();
+            });
+        }
+        Duration::from_secs(u64::try_from(next - now).unwrap_or(0).max(1))
+    }
+
+    /// Order a certificate for `domain` if this node gets its lease.
+    async fn order(self: &Arc<Self>, domain: DomainRecord) {
+        let Ok(_slot) = self.orders.acquire().await else {
+            return;
+        };
+        let now = unix_now();
+        match self
+            .store
+            .take_lease(&domain.name, &self.node, now, now + LEASE)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(err) => {
+                tracing::warn!(domain = %domain.name, %err, "ACME: cannot take the order lease");
+                return;
+            }
+        }
+        let renewal = domain.certificate_id.is_some();
+        tracing::info!(domain = %domain.name, renewal, "ACME: ordering a certificate");
+        let started = std::time::Instant::now();
+        let result = match self.account().await {
+            Ok(account) => {
+                let publish =
+                    |token: String, answer: String| self.publish(token, answer, &domain.name);
+                order::obtain(account, &domain.name, publish).await
+            }
+            Err(failed) => Err(failed),
+        };
+        let outcome = match result {
+            Ok(issued) => self.issued(&domain, issued, renewal).await,
+            Err(failed) => self.failed(&domain, failed).await,
+        };
+        if let Err(err) = outcome {
+            tracing::warn!(domain = %domain.name, %err, "ACME: cannot record the order's outcome");
+        }
+        tracing::debug!(domain = %domain.name, elapsed = ?started.elapsed(), "ACME: order done");
+    }
+
+    /// Store a challenge answer and serve it here at once (other nodes
+    /// follow the notification).
+    async fn publish(&self, token: String, answer: String, domain: &str) -> Result<(), String> {
+        self.store
+            .add_challenge(&token, &answer, domain, unix_now())
+            .await
+            .map_err(|e| e.to_string())?;
+        self.read().await.map_err(|e| e.to_string())?;
+        if self.store.postgres_url().is_some() {
+            tokio::time::sleep(CHALLENGE_SETTLE).await;
+        }
+        Ok(())
+    }
+
+    async fn issued(
+        &self,
+        domain: &DomainRecord,
+        issued: Issued,
+        renewal: bool,
+    ) -> Result<(), StoreError> {
+        let parsed = match crate::tls::parse(&issued.chain_pem, &issued.key_pem, unix_now()) {
+            Ok(parsed) => parsed,
+            Err(err) => {
+                let failed = OrderFailed {
+                    reason: format!("the CA's certificate cannot be served: {err}"),
+                    rate_limited: false,
+                    retry_after: None,
+                };
+                return self.failed(domain, failed).await;
+            }
+        };
+        let lifetime = (parsed.not_after - parsed.not_before).max(1);
+        let renew_before = self.config.renew_before.map_or(lifetime / 3, |d| {
+            i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
+        });
+        let jitter = (renew_before as f64 * RENEW_JITTER * random_unit()) as i64;
+        let renews_at = parsed.not_after - renew_before - jitter;
+        let id = self
+            .store
+            .domain_issued(
+                &domain.name,
+                (&issued.chain_pem, &issued.key_pem),
+                parsed.not_after,
+                renews_at,
+            )
+            .await?;
+        self.stats.orders_ok.fetch_add(1, Relaxed);
+        if renewal {
+            self.stats.renewals.fetch_add(1, Relaxed);
+        }
+        let stored = self.store.certificates().await?;
+        let keeper = Arc::clone(&self.keeper);
+        let _ = tokio::task::spawn_blocking(move || keeper.apply(stored)).await;
+        self.read().await?;
+        tracing::info!(domain = %domain.name, certificate = id, not_after = parsed.not_after,
+            renews_at, renewal, "ACME: certificate issued");
+        Ok(())
+    }
+
+    async fn failed(&self, domain: &DomainRecord, failed: OrderFailed) -> Result<(), StoreError> {
+        let now = unix_now();
+        let exponent = u32::try_from(domain.failures.clamp(0, 20)).unwrap_or(20);
+        let mut wait = BACKOFF_FIRST
+            .saturating_mul(1i64 << exponent)
+            .min(BACKOFF_MAX);
+        if failed.rate_limited {
+            wait = wait.max(RATE_LIMITED);
+        }
+        let mut retry_at = now + wait;
+        if let Some(after) = failed.retry_after {
+            let after = after
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+            retry_at = retry_at.max(after);
+        }
+        self.store
+            .domain_failed(&domain.name, &failed.reason, retry_at)
+            .await?;
+        self.stats.orders_failed.fetch_add(1, Relaxed);
+        self.read().await?;
+        tracing::warn!(domain = %domain.name, reason = %failed.reason, retry_in = retry_at - now,
+            "ACME: order failed");
+        Ok(())
+    }
+
+    /// The ACME account: its key stored once for every node, the account
+    /// made (or found) on the CA with it.
+    async fn account(&self) -> Result<&Account, OrderFailed> {
+        self.account
+            .get_or_try_init(|| async {
+                let refused = |doing: &str, err: String| OrderFailed {
+                    reason: format!("{doing}: {err}"),
+                    rate_limited: false,
+                    retry_after: None,
+                };
+                let builder = match &self.config.ca_file {
+                    Some(path) => Account::builder_with_root(path),
+                    None => Account::builder(),
+                }
+                .map_err(|e| refused("setting up the ACME client", e.to_string()))?;
+                let (_, fresh) = Key::generate_pkcs8()
+                    .map_err(|e| refused("making the account key", e.to_string()))?;
+                let stored = self
+                    .store
+                    .acme_account_key(&self.config.directory, &hex(fresh.secret_pkcs8_der()))
+                    .await
+                    .map_err(|e| refused("storing the account key", e.to_string()))?;
+                let der = unhex(&stored)
+                    .ok_or_else(|| refused("reading the account key", "not hex".into()))?;
+                let key = Key::from_pkcs8_der(PrivatePkcs8KeyDer::from(der.as_slice()))
+                    .map_err(|e| refused("reading the account key", e.to_string()))?;
+                let der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(der));
+                let (account, _) = builder
+                    .create_from_key((key, der), self.config.directory.clone())
+                    .await
+                    .map_err(|e| refused("registering the ACME account", e.to_string()))?;
+                if let Some(contact) = &self.config.contact {
+                    if let Err(err) = account.update_contacts(&[contact.as_str()]).await {
+                        tracing::warn!(%err, "ACME: cannot set the account's contact");
+                    }
+                }
+                tracing::info!(directory = %self.config.directory, "ACME: account ready");
+                Ok(account)
+            })
+            .await
+    }
+}
+
+/// When `domain` is next due for an order (Unix seconds; `0`: now).
+fn due_at(domain: &DomainRecord, served: &HashSet<i64>) -> i64 {
+    let retry = domain.retry_at.unwrap_or(0);
+    match domain.status {
+        DomainStatus::Pending | DomainStatus::Failed => retry,
+        DomainStatus::Valid => {
+            let missing = domain.certificate_id.is_none_or(|id| !served.contains(&id));
+            let renew = if missing {
+                0
+            } else {
+                domain.renews_at.unwrap_or(0)
+            };
+            renew.max(retry)
+        }
+    }
+}
+
+fn random_unit() -> f64 {
+    let mut bytes = [0u8; 4];
+    let _ = getrandom::fill(&mut bytes);
+    f64::from(u32::from_le_bytes(bytes)) / f64::from(u32::MAX)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
+}
