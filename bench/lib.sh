@@ -19,6 +19,16 @@ run() {
   PIDS+=($!)
 }
 
+# cpu_of PID...: CPU ticks (user + system) of processes and their children.
+cpu_of() {
+  local total=0 pid
+  for pid in "$@" $(for p in "$@"; do pgrep -P "$p" || true; done); do
+    [ -r "/proc/$pid/stat" ] || continue
+    total=$(( total + $(awk '{print $14 + $15}' "/proc/$pid/stat") ))
+  done
+  echo "$total"
+}
+
 median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 # wait_ready PORT...: until each answers a GET (at most 10 s each).

@@ -48,15 +48,6 @@ to_us() { awk '{v=$1; if (v ~ /us$/) {sub(/us$/,"",v); m=1} else if (v ~ /ms$/) 
 
 template() { sed -e "s|__TMP__|$TMP|g" -e "s|__WORKERS__|$2|g" "bench/configs/$1" > "$TMP/$1"; }
 
-# CPU seconds (user + system) of a process and its children.
-cpu_of() {
-  local total=0 pid
-  for pid in "$@" $(for p in "$@"; do pgrep -P "$p" || true; done); do
-    [ -r "/proc/$pid/stat" ] || continue
-    total=$(( total + $(awk '{print $14 + $15}' "/proc/$pid/stat") ))
-  done
-  echo "$total"
-}
 
 template backend-nginx.conf 1
 nginx -c "$TMP/backend-nginx.conf" -g 'daemon off;' & PIDS+=($!); BACKEND_PID=$!

@@ -31,14 +31,6 @@ TOKEN=bench-tls-token-0123456789abcdef
 TARGETS=(nginx haproxy switchyard)
 declare -A PORT=([nginx]=19211 [haproxy]=19311 [switchyard]=19411)
 
-cpu_of() {
-  local total=0 pid
-  for pid in "$@" $(for p in "$@"; do pgrep -P "$p" || true; done); do
-    [ -r "/proc/$pid/stat" ] || continue
-    total=$(( total + $(awk '{print $14 + $15}' "/proc/$pid/stat") ))
-  done
-  echo "$total"
-}
 
 # certificate NAME KEYSPEC...: a self-signed certificate for site1.example.
 certificate() {

@@ -54,9 +54,10 @@ fn a_complete_chain_is_accepted_and_described() {
     let intermediate = ca("Test Intermediate", Some(&root));
     let (leaf, key) = site(
         &[
-            "WWW.Foo.Example.",
+            "WWW.Foo.Example",
             "*.api.foo.example",
             "XN--Bcher-kva.example",
+            "trailing.example.",
         ],
         Some(&intermediate),
         (2025, 2028),
@@ -78,7 +79,14 @@ fn a_complete_chain_is_accepted_and_described() {
         parsed.issuer
     );
     assert!(parsed.not_before < NOW && NOW < parsed.not_after);
-    assert_eq!(parsed.warnings, Vec::<String>::new());
+    // A name with a trailing dot is one clients never match: not claimed, and said.
+    assert_eq!(parsed.warnings.len(), 1, "{:?}", parsed.warnings);
+    assert!(
+        parsed.warnings[0].contains("\"trailing.example.\"")
+            && parsed.warnings[0].contains("ignored"),
+        "{:?}",
+        parsed.warnings
+    );
     assert_eq!(parsed.certified.cert.len(), 2);
 }
 
@@ -127,7 +135,7 @@ fn bad_uploads_are_refused_with_a_plain_message() {
         ("not a certificate", &key, CertError::NoCertificate),
         (&leaf, "not a key", CertError::NoKey),
         (&leaf, &other_key, CertError::KeyMismatch),
-        (&key, &key, CertError::NoCertificate),
+        (&key, &key, CertError::KeyInChain),
         (&nameless, &nameless_key, CertError::NoNames),
         (
             "-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n",
@@ -317,4 +325,20 @@ fn the_newer_certificate_wins_a_name_both_claim() {
     let served = certs.for_host("WWW.foo.example:443").unwrap();
     assert!(served.covers(&switchyard::routing::normalize_host(b"x.example").unwrap()));
     assert!(!served.covers(&switchyard::routing::normalize_host(b"y.example").unwrap()));
+}
+
+#[test]
+fn validity_is_judged_when_shown_so_its_warning_is_never_stale() {
+    use switchyard::tls::validity_warnings;
+    let day = 86_400;
+    assert_eq!(
+        validity_warnings(NOW - day, NOW + day, NOW),
+        Vec::<String>::new()
+    );
+    let expired = validity_warnings(NOW - 2 * day, NOW - day, NOW);
+    assert!(expired[0].contains("expired on"), "{expired:?}");
+    let early = validity_warnings(NOW + day, NOW + 2 * day, NOW);
+    assert!(early[0].contains("not valid until"), "{early:?}");
+    // The same certificate, a day later: valid, nothing to say.
+    assert!(validity_warnings(NOW + day, NOW + 2 * day, NOW + day + 1).is_empty());
 }

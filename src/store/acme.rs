@@ -255,12 +255,7 @@ impl Store {
         .bind(name)
         .execute(&mut *tx)
         .await?;
-        sqlx::query("DELETE FROM acme_challenges WHERE domain = $1")
-            .bind(name)
-            .execute(&mut *tx)
-            .await?;
-        self.acme_changed(&mut tx).await?;
-        tx.commit().await?;
+        self.finish_order(tx, name).await?;
         Ok(id)
     }
 
@@ -283,13 +278,7 @@ impl Store {
         .bind(name)
         .execute(&mut *tx)
         .await?;
-        sqlx::query("DELETE FROM acme_challenges WHERE domain = $1")
-            .bind(name)
-            .execute(&mut *tx)
-            .await?;
-        self.acme_changed(&mut tx).await?;
-        tx.commit().await?;
-        Ok(())
+        self.finish_order(tx, name).await
     }
 
     /// The account key (PKCS#8 DER, base64) for `directory`: the stored
@@ -324,6 +313,22 @@ impl Store {
                 .await?;
         seal::open(self.sealer.as_deref(), ACCOUNT_KEY_AAD, &stored)
             .map_err(|e| StoreError::Invalid(format!("the ACME account key: {e}")))
+    }
+
+    /// The end of an order's write: its challenges go, the change is
+    /// announced, the transaction commits.
+    async fn finish_order(
+        &self,
+        mut tx: Transaction<'static, Any>,
+        name: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM acme_challenges WHERE domain = $1")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        self.acme_changed(&mut tx).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn acme_changed(&self, tx: &mut Transaction<'static, Any>) -> Result<(), StoreError> {

@@ -181,18 +181,6 @@ fn read(
             ignored.join(", ")
         ));
     }
-    if expired {
-        warnings.push(format!(
-            "the certificate expired on {}: clients refuse it. Upload a renewed one",
-            leaf.validity().not_after
-        ));
-    }
-    if not_before > now {
-        warnings.push(format!(
-            "the certificate is not valid until {}: clients refuse it until then",
-            leaf.validity().not_before
-        ));
-    }
     Ok(ParsedCertificate {
         certified: Arc::new(certified),
         names,
@@ -201,6 +189,30 @@ fn read(
         not_after,
         warnings,
     })
+}
+
+/// What clients do with a certificate valid from `not_before` to
+/// `not_after` (Unix seconds) at `now`: nothing to say, or a warning
+/// (computed when shown, so it is never stale).
+pub fn validity_warnings(not_before: i64, not_after: i64, now: i64) -> Vec<String> {
+    let at = |unix: i64| {
+        let time =
+            std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix.max(0).unsigned_abs());
+        humantime::format_rfc3339_seconds(time).to_string()
+    };
+    if not_after < now {
+        vec![format!(
+            "the certificate expired on {}: clients refuse it. Upload a renewed one",
+            at(not_after)
+        )]
+    } else if not_before > now {
+        vec![format!(
+            "the certificate is not valid until {}: clients refuse it until then",
+            at(not_before)
+        )]
+    } else {
+        Vec::new()
+    }
 }
 
 /// Every line without its leading and trailing blanks.

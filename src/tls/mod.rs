@@ -25,7 +25,7 @@ pub mod names;
 pub mod snapshot;
 
 pub use accept::{handshake, Established, HandshakeError};
-pub use certificate::{load_stored, parse, CertError, ParsedCertificate};
+pub use certificate::{load_stored, parse, validity_warnings, CertError, ParsedCertificate};
 pub use keeper::{unix_now, Entry, Keeper, Loaded};
 pub use names::{CertName, NameIndex};
 pub use snapshot::{CertSnapshot, Certificates, Served, Sessions};

@@ -80,7 +80,8 @@ impl CertificateView {
             view.not_before = unix_rfc3339(parsed.not_before);
             view.not_after = unix_rfc3339(parsed.not_after);
             view.days_left = (parsed.not_after - now).div_euclid(86_400);
-            view.warnings = parsed.warnings.clone();
+            view.warnings = crate::tls::validity_warnings(parsed.not_before, parsed.not_after, now);
+            view.warnings.extend(parsed.warnings.iter().cloned());
         } else if let Some(described) = &entry.described {
             view.domains = described.names.iter().map(ToString::to_string).collect();
             view.issuer = described.issuer.clone();
