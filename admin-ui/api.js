@@ -61,6 +61,9 @@ export class Api {
     return this.request("POST", "/api/v1/certificates", { certificate, private_key: privateKey });
   }
   deleteCertificate(id) { return this.request("DELETE", `/api/v1/certificates/${encodeURIComponent(id)}`); }
+  domains() { return this.request("GET", "/api/v1/domains"); }
+  addDomain(name) { return this.request("POST", "/api/v1/domains", { name }); }
+  deleteDomain(name) { return this.request("DELETE", `/api/v1/domains/${encodeURIComponent(name)}`); }
   route(host, path) {
     const query = new URLSearchParams({ host, path });
     return this.request("GET", `/api/v1/route?${query}`);

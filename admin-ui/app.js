@@ -1,12 +1,14 @@
 // The admin page: sign in with the token, then poll the API once a second
 // and let the operator add, drain, activate and remove backends, upload and
-// delete certificates, look up routes and read the change log. It uses only the public admin API.
+// delete certificates, manage ACME domains, look up routes and read the
+// change log. It uses only the public admin API.
 // When the polls stop succeeding, the page says so loudly (old numbers
 // that look current are worse than none).
 
 import { Api, ApiError } from "./api.js";
 import { BackendsView } from "./backends.js";
 import { CertificatesView, describeCertificate, fillFromFile } from "./certificates.js";
+import { DomainsCard } from "./domains.js";
 import { showChanges } from "./changes.js";
 import { parseTarget, showRoute } from "./lookup.js";
 
@@ -32,6 +34,17 @@ const view = new BackendsView({
   onDrain: (backend, button) => act(backend, button, "Not drained", () => api.patch(backend.id, { state: "draining" })),
   onActivate: (backend, button) => act(backend, button, "Not activated", () => api.patch(backend.id, { state: "active" })),
   onRemove: (backend, button) => confirmRemove(backend, button),
+});
+
+const domains = new DomainsCard({
+  table: $("domains"),
+  empty: $("domains-empty"),
+  form: $("domain-form"),
+  input: $("domain-name"),
+  error: $("domain-error"),
+  api: () => api,
+  confirm: (...args) => confirm(...args),
+  status: (text) => status(text),
 });
 
 const certificates = new CertificatesView({
@@ -70,6 +83,7 @@ async function signIn(token) {
     // shows its sparklines at once, not after minutes of polling.
     view.clearNotes();
     certificates.clearNotes();
+    domains.clear();
     fieldError("add-error", $("add-address"), "");
     fieldError("upload-error", null, "");
     await refresh(list, true);
@@ -154,14 +168,16 @@ async function poll() {
 }
 
 async function refresh(list, slow) {
-  const [stats, changes, history, certs] = await Promise.all([
+  const [stats, changes, history, certs, managed] = await Promise.all([
     api.stats(),
     slow ? api.changes(50) : null,
     slow ? api.history() : null,
     slow ? api.certificates() : null,
+    slow ? api.domains() : null,
   ]);
   if (history) view.setHistory(history);
   if (certs) certificates.update(certs);
+  if (managed) domains.update(managed);
   view.update(list, stats);
   $("generation").textContent = `generation ${list.generation}`;
   if (changes) showChanges($("changes"), $("changes-empty"), changes.changes);

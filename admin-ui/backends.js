@@ -4,6 +4,7 @@
 // failovers and bytes from the latest stats; the sparkline from the
 // server's five-minute history (so a reload keeps it).
 
+import { addCell, noteRow } from "./rows.js";
 import { ago, formatBytes, formatMs, formatRate } from "./format.js";
 import { drawSparkline, sparkline } from "./sparkline.js";
 
@@ -75,14 +76,7 @@ export class BackendsView {
   createRow(backend) {
     const tr = document.createElement("tr");
     tr.dataset.id = backend.id;
-    // `data-label` names the cell when a narrow window stacks the table.
-    const cell = (label, className) => {
-      const td = document.createElement("td");
-      td.dataset.label = label;
-      if (className) td.className = className;
-      tr.append(td);
-      return td;
-    };
+    const cell = (label, className) => addCell(tr, label, className);
     const cells = {
       address: cell("Address", "mono"),
       weight: cell("Weight", "num"),
@@ -127,12 +121,7 @@ export class BackendsView {
     const spark = sparkline();
     cells.trend.append(spark);
 
-    const note = document.createElement("tr");
-    note.className = "note";
-    const noteCell = document.createElement("td");
-    noteCell.colSpan = this.columns;
-    noteCell.setAttribute("role", "alert");
-    note.append(noteCell);
+    const note = noteRow(this.columns);
     return { tr, note, cells, badge, since, reason, toggle, remove, spark, samples: [], state: null, backend };
   }
 

@@ -3,6 +3,8 @@
 // delete. Rows are rebuilt only when what the API says changed, so keyboard
 // focus stays on a row's button between polls.
 
+import { addCell, noteRow } from "./rows.js";
+
 const SOON_DAYS = 21; // days left shown as a warning
 const URGENT_DAYS = 7; // ... and as a problem
 
@@ -25,7 +27,7 @@ export class CertificatesView {
     for (const cert of list.certificates) {
       rows.push(this.row(cert));
       const note = this.notes.get(cert.id);
-      if (note) rows.push(this.noteRow(note));
+      if (note) rows.push(noteRow(this.columns, note));
     }
     this.body.replaceChildren(...rows);
     this.empty.hidden = list.certificates.length > 0;
@@ -46,13 +48,7 @@ export class CertificatesView {
   row(cert) {
     const tr = document.createElement("tr");
     tr.dataset.id = cert.id;
-    const cell = (label, className) => {
-      const td = document.createElement("td");
-      td.dataset.label = label;
-      if (className) td.className = className;
-      tr.append(td);
-      return td;
-    };
+    const cell = (label, className) => addCell(tr, label, className);
     const domains = cell("Domains", "domains");
     for (const name of cert.domains) {
       const code = document.createElement("code");
@@ -98,21 +94,12 @@ export class CertificatesView {
     return tr;
   }
 
-  noteRow(message) {
-    const tr = document.createElement("tr");
-    tr.className = "note";
-    const td = document.createElement("td");
-    td.colSpan = this.columns;
-    td.setAttribute("role", "alert");
-    td.textContent = message;
-    tr.append(td);
-    return tr;
-  }
 }
 
-/// "88 days", "1 day", "expired".
+/// "88 days", "1 day", "< 1 day", "expired".
 export function daysLeft(days) {
   if (days < 0) return "expired";
+  if (days === 0) return "< 1 day";
   return days === 1 ? "1 day" : `${days} days`;
 }
 

@@ -105,6 +105,11 @@ impl App {
         if let Some(acme) = &acme {
             acme.resync().await?;
             telemetry.tls.watch_acme(Arc::clone(acme));
+        } else {
+            let managed = store.domain_count().await?;
+            if managed > 0 {
+                tracing::warn!(managed, "managed domains are stored but ACME is off (no acme.directory): their certificates will not be renewed");
+            }
         }
         let settings_now: SharedSettings = Arc::new(arc_swap::ArcSwap::from_pointee(checked.proxy));
         let origins = Origins::of(admin_listener.local_addr()?).with(checked.allowed_origins);
@@ -134,7 +139,7 @@ impl App {
                 certificates,
                 https_port,
             )
-            .with_challenges(acme.as_ref().map(|a| Arc::clone(&a.challenges))),
+            .with_acme(acme.as_ref()),
         );
         Ok(App {
             workers: checked.workers,

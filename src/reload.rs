@@ -2,7 +2,8 @@
 //! (timeouts, limits, failover, reload rule, forwarding rules, health
 //! checks, access log, PROXY protocol) without dropping a connection. An
 //! invalid file changes nothing. Listeners, database, workers, log format
-//! and the admin tokens, origins and host names need a restart; a changed value there
+//! the admin tokens, origins and host names, the storage key and the `acme`
+//! table need a restart; a changed value there
 //! is logged, not applied.
 
 use std::sync::{Arc, Mutex};
@@ -70,6 +71,7 @@ impl Reloader {
             ("log_format", running.log_format != settings.log_format),
             ("tls.listen", running.tls.listen != settings.tls.listen),
             ("storage key", running.storage_key != settings.storage_key),
+            ("acme", running.acme != settings.acme),
         ] {
             if changed {
                 tracing::warn!(

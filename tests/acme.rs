@@ -18,12 +18,12 @@ use serde_json::json;
 
 const TOKEN: &str = "acme-test-token-0123456789";
 
-/// A Lua config with `acme` pointed at `pebble`.
-fn acme_config(pebble: &Pebble) -> tempfile::NamedTempFile {
+/// A Lua config with `acme` pointed at `pebble`, plus `extra` keys of the table.
+fn acme_config(pebble: &Pebble, extra: &str) -> tempfile::NamedTempFile {
     let mut config = tempfile::NamedTempFile::new().unwrap();
     write!(
         config,
-        "return {{ acme = {{ directory = {:?}, ca_file = {:?}, email = 'ops@example.com' }} }}",
+        "return {{ acme = {{ directory = {:?}, ca_file = {:?}, email = 'ops@example.com' {extra} }} }}",
         pebble.directory,
         pebble.ca_file.to_str().unwrap(),
     )
@@ -36,8 +36,9 @@ fn acme_config(pebble: &Pebble) -> tempfile::NamedTempFile {
 async fn switchyard_with(
     pebble: &mut Pebble,
     backend: &Backend,
+    extra: &str,
 ) -> (Process, tempfile::NamedTempFile) {
-    let config = acme_config(pebble);
+    let config = acme_config(pebble, extra);
     let address = backend.addr.to_string();
     let args = [
         "--config",
@@ -111,7 +112,7 @@ async fn a_managed_domain_becomes_valid_and_is_served_with_a_chain_from_the_ca()
         return;
     };
     let backend = Backend::named("app").await;
-    let (switchyard, _config) = switchyard_with(&mut pebble, &backend).await;
+    let (switchyard, _config) = switchyard_with(&mut pebble, &backend, "").await;
 
     let reply = add_domain(&switchyard, "Shop.Example").await;
     assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
@@ -152,7 +153,8 @@ async fn a_managed_domain_becomes_valid_and_is_served_with_a_chain_from_the_ca()
         "{listed} {domain}"
     );
 
-    // The challenge path is answered by switchyard, never forwarded.
+    // The challenge path is answered by switchyard, never forwarded, on
+    // either listener.
     let hits = backend.hits();
     let (status, _) = common::Proxy::get_at(
         switchyard.addr,
@@ -161,7 +163,29 @@ async fn a_managed_domain_becomes_valid_and_is_served_with_a_chain_from_the_ca()
     )
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _, _) = get_https(
+        &client,
+        tls,
+        "shop.example",
+        "shop.example",
+        "/.well-known/acme-challenge/nope",
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(backend.hits(), hits, "nothing forwarded");
+    // Its certificate is the domain's: deleting it alone is refused.
+    let id = domain["certificate_id"].as_str().unwrap();
+    let refused = switchyard
+        .admin
+        .call(Method::DELETE, &format!("/api/v1/certificates/{id}"), None)
+        .await;
+    assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.text);
+    assert_eq!(refused.code(), "certificate_managed");
+    assert!(
+        refused.text.contains("DELETE /api/v1/domains/shop.example"),
+        "{}",
+        refused.text
+    );
     let metrics = switchyard.admin.get("/metrics").await.text;
     assert!(
         metrics.contains("switchyard_acme_orders_total{result=\"ok\"} 1"),
@@ -176,7 +200,7 @@ async fn a_domain_the_ca_cannot_validate_fails_with_its_reason_and_a_next_try() 
         return;
     };
     let backend = Backend::named("app").await;
-    let (switchyard, _config) = switchyard_with(&mut pebble, &backend).await;
+    let (switchyard, _config) = switchyard_with(&mut pebble, &backend, "").await;
     // Nothing listens on 127.0.0.2: Pebble's HTTP-01 request is refused.
     pebble.resolve("elsewhere.example", "127.0.0.2").await;
     let reply = add_domain(&switchyard, "elsewhere.example").await;
@@ -205,6 +229,9 @@ async fn a_domain_the_ca_cannot_validate_fails_with_its_reason_and_a_next_try() 
         ("*.wild.example", "wildcard"),
         ("10.0.0.1", "IP address"),
         ("localhost", "no dot"),
+        ("foo_bar.example", "letters, digits and hyphens"),
+        ("-foo.example", "letters, digits and hyphens"),
+        ("1.2.3", "letters, digits and hyphens"),
     ] {
         let reply = add_domain(&switchyard, name).await;
         assert_eq!(
@@ -243,12 +270,14 @@ async fn served_leaf(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_certificate_is_renewed_before_it_expires_and_an_open_connection_keeps_working() {
     let test = "a_certificate_is_renewed_before_it_expires_and_an_open_connection_keeps_working";
-    // 30-second certificates: renewed when a third of that is left.
+    // 30-second certificates, and a renew_before far longer than that:
+    // capped at half the lifetime, so one renewal after ~15 s, not a loop.
     let Some(mut pebble) = Pebble::prepare_or_skip(test, 30) else {
         return;
     };
     let backend = Backend::named("app").await;
-    let (switchyard, _config) = switchyard_with(&mut pebble, &backend).await;
+    let (switchyard, _config) =
+        switchyard_with(&mut pebble, &backend, ", renew_before = 100000").await;
     assert_eq!(
         add_domain(&switchyard, "renew.example").await.status,
         StatusCode::CREATED
@@ -332,7 +361,7 @@ async fn two_nodes_on_one_database_order_once_and_both_serve_the_certificate() {
         return;
     };
     let backend = Backend::named("app").await;
-    let config = acme_config(&pebble);
+    let config = acme_config(&pebble, "");
     let address = backend.addr.to_string();
     let node = |name: &'static str| {
         let url = format!("{url}?application_name={name}");
@@ -391,4 +420,109 @@ async fn two_nodes_on_one_database_order_once_and_both_serve_the_certificate() {
     assert_eq!(made, 1, "exactly one node ordered");
     drop((one, two));
     common::drop_database(&url).await;
+}
+
+/// An `acme.ask` service: `200` for the `allowed` names, `403` otherwise;
+/// counts the asks per name.
+async fn ask_service(
+    allowed: &'static [&'static str],
+) -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, u32>>>,
+) {
+    use hyper::service::service_fn;
+    let asks: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, u32>>> =
+        std::sync::Arc::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let counted = std::sync::Arc::clone(&asks);
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let counted = std::sync::Arc::clone(&counted);
+            tokio::spawn(async move {
+                let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                    let domain = req
+                        .uri()
+                        .query()
+                        .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("domain=")))
+                        .unwrap_or("")
+                        .to_owned();
+                    *counted.lock().unwrap().entry(domain.clone()).or_default() += 1;
+                    let status = if allowed.contains(&domain.as_str()) {
+                        StatusCode::OK
+                    } else {
+                        StatusCode::FORBIDDEN
+                    };
+                    async move {
+                        let mut response =
+                            http::Response::new(http_body_util::Full::new(bytes::Bytes::new()));
+                        *response.status_mut() = status;
+                        Ok::<_, std::convert::Infallible>(response)
+                    }
+                });
+                let io = hyper_util::rt::TokioIo::new(stream);
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(io, service)
+                    .await;
+            });
+        }
+    });
+    (addr, asks)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_demand_a_handshake_for_an_allowed_name_waits_for_its_certificate_and_a_refused_one_is_asked_once(
+) {
+    let test = "on_demand_a_handshake_for_an_allowed_name_waits_for_its_certificate_and_a_refused_one_is_asked_once";
+    let Some(mut pebble) = Pebble::prepare_or_skip(test, 3600) else {
+        return;
+    };
+    let (ask, asks) = ask_service(&["yes.example"]).await;
+    let backend = Backend::named("app").await;
+    let ask = format!(", ask = 'http://{ask}/allowed'");
+    let (switchyard, _config) = switchyard_with(&mut pebble, &backend, &ask).await;
+    let client = client_trusting(&pebble.root_pem().await.unwrap());
+    let tls = switchyard.tls.unwrap();
+
+    // Three clients at once for an allowed name: one ask, one order, all served.
+    let started = Instant::now();
+    let handshakes = (0..3).map(|_| get_https(&client, tls, "yes.example", "yes.example", "/"));
+    for (status, _, body) in futures_util::future::join_all(handshakes).await {
+        assert_eq!(status, StatusCode::OK);
+        assert!(body.starts_with("app "), "{body}");
+    }
+    println!(
+        "on-demand handshakes held {:?} until the certificate was served",
+        started.elapsed()
+    );
+    let domain = switchyard.admin.get("/api/v1/domains/yes.example").await;
+    assert_eq!(domain.json["status"], "valid", "{}", domain.text);
+    assert_eq!(domain.json["orders"], 1);
+    assert_eq!(
+        asks.lock().unwrap().get("yes.example"),
+        Some(&1),
+        "asked once"
+    );
+
+    // A refused name fails at once, and is not asked about again for a while.
+    for _ in 0..3 {
+        assert!(common::pki::connect(&client, tls, "no.example")
+            .await
+            .is_err());
+    }
+    assert_eq!(
+        asks.lock().unwrap().get("no.example"),
+        Some(&1),
+        "remembered"
+    );
+    let listed = switchyard.admin.get("/api/v1/domains").await;
+    assert_eq!(
+        listed.json["domains"].as_array().unwrap().len(),
+        1,
+        "{}",
+        listed.text
+    );
 }

@@ -12,6 +12,7 @@ mod common;
 
 use std::path::Path;
 
+use common::pebble::Pebble;
 use common::pki::{time_now, TestCa};
 use common::Process;
 
@@ -45,9 +46,35 @@ async fn the_admin_ui_works_in_a_real_browser() {
         common::skipped("the_admin_ui_works_in_a_real_browser", &why);
         return;
     }
-    let switchyard =
-        Process::start(&["--demo", "--admin-token", TOKEN, "--read-token", READ_TOKEN]).await;
     let certs = certificates_for_the_page();
+    // With Pebble (CI installs it), the managed-domains steps order real
+    // certificates; without it they check the page's answer when ACME is off.
+    let mut pebble =
+        Pebble::prepare_or_skip("the_admin_ui_works_in_a_real_browser (ACME steps)", 3600);
+    let config = certs.path().join("switchyard.lua");
+    let acme = pebble.as_ref().map_or(String::new(), |p| {
+        format!(
+            "acme = {{ directory = {:?}, ca_file = {:?} }}",
+            p.directory,
+            p.ca_file.to_str().unwrap()
+        )
+    });
+    std::fs::write(&config, format!("return {{ {acme} }}")).unwrap();
+    let switchyard = Process::start(&[
+        "--demo",
+        "--config",
+        config.to_str().unwrap(),
+        "--admin-token",
+        TOKEN,
+        "--read-token",
+        READ_TOKEN,
+    ])
+    .await;
+    if let Some(pebble) = &mut pebble {
+        pebble.start(switchyard.addr.port()).await;
+        let root = pebble.root_pem().await.expect("Pebble's root");
+        std::fs::write(certs.path().join("pebble-root.pem"), root).unwrap();
+    }
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let run = tokio::process::Command::new("node")
         .arg(root.join("ui-tests/admin-ui.mjs"))
@@ -61,6 +88,7 @@ async fn the_admin_ui_works_in_a_real_browser() {
             format!("https://{}", switchyard.tls.expect("an HTTPS listener")),
         )
         .env("CERT_DIR", certs.path())
+        .env("ACME", if pebble.is_some() { "1" } else { "" })
         .env("SCREENSHOT_DIR", root.join("target/ui-screenshots"))
         .kill_on_drop(true)
         .output();

@@ -71,7 +71,7 @@ where
     let server = tokio::spawn(async move {
         let (stream, _) = listener.accept().await.unwrap();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-        match handshake(stream, &certificates, deadline).await {
+        match handshake(stream, &certificates, deadline, None).await {
             Ok(done) => Ok((done.served.id.clone(), done.version, done.h2)),
             Err(err) => Err(err.as_str().to_owned()),
         }

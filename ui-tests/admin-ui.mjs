@@ -16,6 +16,8 @@ const READ_TOKEN = process.env.READ_TOKEN;
 const PROXY = new URL(process.env.PROXY_URL);
 const HTTPS_URL = new URL(process.env.HTTPS_URL);
 const CERTS = process.env.CERT_DIR;
+// "1": switchyard orders certificates from a Pebble (root in CERT_DIR/pebble-root.pem).
+const ACME = process.env.ACME === "1";
 const SHOTS = process.env.SCREENSHOT_DIR;
 rmSync(SHOTS, { recursive: true, force: true });
 mkdirSync(SHOTS, { recursive: true });
@@ -68,11 +70,11 @@ function proxiedGet(host) {
 
 /// GET / over HTTPS for `host` (SNI and Host), trusting only the test's
 /// root: the status and the names of the certificate served.
-function httpsGet(host) {
+function httpsGet(host, root = "root.pem") {
   return new Promise((resolve, reject) => {
     const req = https.get({
       host: HTTPS_URL.hostname, port: HTTPS_URL.port, path: "/", servername: host,
-      headers: { Host: host }, ca: readFileSync(`${CERTS}/root.pem`), agent: false,
+      headers: { Host: host }, ca: readFileSync(`${CERTS}/${root}`), agent: false,
     }, (res) => {
       const names = res.socket.getPeerCertificate().subjectaltname;
       res.resume();
@@ -390,6 +392,55 @@ try {
     assert.equal(await certRow("leaf.example").count(), 1, "the other one stays");
   });
 
+
+  if (ACME) {
+    await step("managed domains: one added becomes valid, its certificate listed and served", async () => {
+      await page.locator("#domains-empty").waitFor();
+      await page.fill("#domain-name", "UI.Example");
+      await page.press("#domain-name", "Enter");
+      const row = page.locator("#domains tbody tr", { hasText: "ui.example" });
+      await row.waitFor();
+      assert.equal(await page.inputValue("#domain-name"), "");
+      await row.locator(".badge.up", { hasText: "valid" }).waitFor({ timeout: 30_000 });
+      assert.match(await row.locator("td.expiry").textContent(), /^(\d+ days?|< 1 day) · /);
+      assert.notEqual(await row.locator("td.renews").textContent(), "–");
+      assert.equal(await row.locator("td.error").textContent(), "none");
+      const cert = certRow("ui.example");
+      await cert.waitFor();
+      assert.equal(await cert.locator("td.source").textContent(), "acme");
+      const served = await httpsGet("ui.example", "pebble-root.pem");
+      assert.equal(served.status, 200);
+      assert.match(served.names, /DNS:ui\.example/);
+      await screenshot("managed-domains");
+    });
+
+    await step("a domain that cannot be managed gets the API's message next to the field", async () => {
+      await page.fill("#domain-name", "*.wild.example");
+      await page.click("#domain-form button[type=submit]");
+      await page.locator("#domain-error", { hasText: "wildcard" }).waitFor();
+      assert.equal(await page.getAttribute("#domain-name", "aria-invalid"), "true");
+      await page.fill("#domain-name", "");
+    });
+
+    await step("stop managing asks first; then the domain and its certificate are gone", async () => {
+      await page.click('button[aria-label="Stop managing ui.example"]');
+      await page.locator("#confirm[open]").waitFor();
+      assert.equal(await page.textContent("#confirm-title"), "Stop managing this domain?");
+      await page.click("#confirm button[value=remove]");
+      await page.locator("#domains tbody tr", { hasText: "ui.example" }).waitFor({ state: "detached" });
+      await certRow("ui.example").waitFor({ state: "detached", timeout: 15_000 });
+      await assert.rejects(httpsGet("ui.example", "pebble-root.pem"), "no certificate any more");
+    });
+  } else {
+    await step("managed domains without ACME: adding one says how to turn it on", async () => {
+      await page.fill("#domain-name", "www.foo.example");
+      await page.click("#domain-form button[type=submit]");
+      await page.locator("#domain-error", { hasText: "acme.directory" }).waitFor();
+      assert.equal(await page.getAttribute("#domain-name", "aria-invalid"), "false", "the name was fine");
+      await page.fill("#domain-name", "");
+    });
+  }
+
   await step("the change log lists the changes, newest first", async () => {
     await page.locator("#changes li", { hasText: "Removed" }).first().waitFor();
     const items = await page.locator("#changes li").allTextContents();
@@ -516,6 +567,8 @@ try {
       (e) => /status of 401/.test(e),
       (e) => /status of 400/.test(e),
       (e) => /status of 400/.test(e),
+      // The wildcard domain (400), or adding a domain with ACME off (409).
+      (e) => (ACME ? /status of 400/ : /status of 409/).test(e),
       (e) => /status of 403/.test(e),
       (e) => /status of 403/.test(e),
       ...aborted.map((url) => (e) => e === `Failed to load resource: net::ERR_FAILED (${url})`),

@@ -8,9 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use instant_acme::{Account, Key};
-use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
-use tokio::sync::{Notify, OnceCell, Semaphore};
+use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -20,8 +18,12 @@ use crate::config;
 use crate::store::{AcmeState, DomainRecord, DomainStatus, Store, StoreError};
 use crate::tls::{unix_now, Keeper};
 
-/// A node holds a domain's lease this long (an order takes a few minutes at most).
+/// A node holds a domain's lease this long; an order (account included)
+/// is abandoned after [`ORDER_TIMEOUT`], well before.
 const LEASE: i64 = 300;
+const ORDER_TIMEOUT: Duration = Duration::from_secs(240);
+/// A domain whose order's outcome could not be recorded is left alone this long.
+const HOLD_OFF: i64 = 300;
 /// Orders running at once on one node.
 const PARALLEL_ORDERS: usize = 4;
 /// The manager looks at the domains at least this often.
@@ -60,10 +62,17 @@ pub struct Acme {
     /// The ACME generation applied to `challenges` (checked and set with
     /// the publish, so an older read never replaces a newer one).
     applied: Mutex<u64>,
-    account: OnceCell<Account>,
+    account: super::account::Accounts,
+    /// Domains this node leaves alone until then (the outcome of their
+    /// last order could not be recorded: no loop of orders).
+    held: Mutex<std::collections::HashMap<String, i64>>,
     /// Domains this node is ordering now.
     running: Mutex<HashSet<String>>,
+    /// The managed domains as last read (on-demand handshakes check it).
+    managed: Mutex<HashSet<String>>,
     orders: Semaphore,
+    /// On-demand asks.
+    pub(super) asked: super::on_demand::Asked,
 }
 
 impl std::fmt::Debug for Acme {
@@ -93,10 +102,43 @@ impl Acme {
             node,
             wake: Notify::new(),
             applied: Mutex::new(0),
-            account: OnceCell::new(),
+            account: Default::default(),
+            held: Mutex::default(),
             running: Mutex::default(),
+            managed: Mutex::default(),
             orders: Semaphore::new(PARALLEL_ORDERS),
+            asked: Default::default(),
         })
+    }
+
+    /// Whether handshakes may obtain certificates on demand (`acme.ask`).
+    pub fn asks(&self) -> bool {
+        self.config.ask.is_some()
+    }
+
+    /// Calls made to the `acme.ask` service.
+    pub fn ask_calls(&self) -> u64 {
+        self.asked.calls.load(Relaxed)
+    }
+
+    pub(super) fn config(&self) -> &config::Acme {
+        &self.config
+    }
+
+    pub(super) fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub(super) fn keeper(&self) -> &Keeper {
+        &self.keeper
+    }
+
+    /// Whether `name` was a managed domain at the last read.
+    pub(super) fn is_managed(&self, name: &str) -> bool {
+        self.managed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(name)
     }
 
     /// The ACME generation this node has applied.
@@ -120,6 +162,8 @@ impl Acme {
         if state.generation >= *applied {
             self.challenges.publish(&state.challenges);
             *applied = state.generation;
+            *self.managed.lock().unwrap_or_else(|p| p.into_inner()) =
+                state.domains.iter().map(|d| d.name.clone()).collect();
         }
         drop(applied);
         Ok(state)
@@ -156,10 +200,10 @@ impl Acme {
     /// next one is.
     fn start_due(self: &Arc<Self>, state: &AcmeState) -> Duration {
         let now = unix_now();
-        let served: HashSet<i64> = self.keeper.entries().iter().map(|e| e.id).collect();
         let mut next = now + LOOK_EVERY.as_secs() as i64;
+        let held = self.held.lock().unwrap_or_else(|p| p.into_inner()).clone();
         for domain in &state.domains {
-            let due = due_at(domain, &served);
+            let due = due_at(domain).max(held.get(&domain.name).copied().unwrap_or(0));
             if due > now {
                 next = next.min(due);
                 continue;
@@ -214,22 +258,54 @@ impl Acme {
         let renewal = domain.certificate_id.is_some();
         tracing::info!(domain = %domain.name, renewal, "ACME: ordering a certificate");
         let started = std::time::Instant::now();
-        let result = match self.account().await {
-            Ok(account) => {
-                let publish =
-                    |token: String, answer: String| self.publish(token, answer, &domain.name);
-                order::obtain(account, &domain.name, publish).await
-            }
-            Err(failed) => Err(failed),
+        let result = match self.store.can_store_keys().await {
+            Ok(true) => tokio::time::timeout(ORDER_TIMEOUT, self.obtain(&domain.name))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(OrderFailed::said(format!(
+                        "the CA did not finish the order within {} s",
+                        ORDER_TIMEOUT.as_secs()
+                    )))
+                }),
+            Ok(false) => Err(OrderFailed::said(
+                crate::store::StoreError::WouldStoreUnsealed.to_string(),
+            )),
+            Err(err) => Err(OrderFailed::said(format!("the store: {err}"))),
         };
         let outcome = match result {
             Ok(issued) => self.issued(&domain, issued, renewal).await,
             Err(failed) => self.failed(&domain, failed).await,
         };
         if let Err(err) = outcome {
-            tracing::warn!(domain = %domain.name, %err, "ACME: cannot record the order's outcome");
+            // Leave it alone for a while rather than order again at once.
+            self.held
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(domain.name.clone(), unix_now() + HOLD_OFF);
+            self.stats.orders_failed.fetch_add(1, Relaxed);
+            tracing::error!(domain = %domain.name, %err, retry_in = HOLD_OFF,
+                "ACME: cannot record the order's outcome");
+        } else {
+            self.held
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&domain.name);
         }
         tracing::debug!(domain = %domain.name, elapsed = ?started.elapsed(), "ACME: order done");
+    }
+
+    /// The account, then one order; an account the CA no longer knows is
+    /// forgotten (the next order registers again).
+    async fn obtain(&self, domain: &str) -> Result<Issued, OrderFailed> {
+        let account = self.account.get(&self.config, &self.store).await?;
+        let publish = |token: String, answer: String| self.publish(token, answer, domain);
+        let result = order::obtain(&account, domain, publish).await;
+        if let Err(failed) = &result {
+            if failed.account_gone {
+                self.account.forget();
+            }
+        }
+        result
     }
 
     /// Store a challenge answer and serve it here at once (other nodes
@@ -255,18 +331,21 @@ impl Acme {
         let parsed = match crate::tls::parse(&issued.chain_pem, &issued.key_pem, unix_now()) {
             Ok(parsed) => parsed,
             Err(err) => {
-                let failed = OrderFailed {
-                    reason: format!("the CA's certificate cannot be served: {err}"),
-                    rate_limited: false,
-                    retry_after: None,
-                };
+                let failed =
+                    OrderFailed::said(format!("the CA's certificate cannot be served: {err}"));
                 return self.failed(domain, failed).await;
             }
         };
         let lifetime = (parsed.not_after - parsed.not_before).max(1);
-        let renew_before = self.config.renew_before.map_or(lifetime / 3, |d| {
-            i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
-        });
+        // Never more than half the lifetime: a renew_before longer than a
+        // short-lived certificate would renew it again at once, forever.
+        let renew_before = self
+            .config
+            .renew_before
+            .map_or(lifetime / 3, |d| {
+                i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
+            })
+            .min(lifetime / 2);
         let jitter = (renew_before as f64 * RENEW_JITTER * random_unit()) as i64;
         let renews_at = parsed.not_after - renew_before - jitter;
         let id = self
@@ -300,6 +379,9 @@ impl Acme {
         if failed.rate_limited {
             wait = wait.max(RATE_LIMITED);
         }
+        // Plus up to a tenth more, so domains that failed together (a CA
+        // outage) do not all retry at the same second.
+        let wait = wait + (wait as f64 * 0.1 * random_unit()) as i64;
         let mut retry_at = now + wait;
         if let Some(after) = failed.retry_after {
             let after = after
@@ -308,7 +390,7 @@ impl Acme {
             retry_at = retry_at.max(after);
         }
         self.store
-            .domain_failed(&domain.name, &failed.reason, retry_at)
+            .domain_failed(&domain.name, &self.node, &failed.reason, retry_at)
             .await?;
         self.stats.orders_failed.fetch_add(1, Relaxed);
         self.read().await?;
@@ -316,57 +398,15 @@ impl Acme {
             "ACME: order failed");
         Ok(())
     }
-
-    /// The ACME account: its key stored once for every node, the account
-    /// made (or found) on the CA with it.
-    async fn account(&self) -> Result<&Account, OrderFailed> {
-        self.account
-            .get_or_try_init(|| async {
-                let refused = |doing: &str, err: String| OrderFailed {
-                    reason: format!("{doing}: {err}"),
-                    rate_limited: false,
-                    retry_after: None,
-                };
-                let builder = match &self.config.ca_file {
-                    Some(path) => Account::builder_with_root(path),
-                    None => Account::builder(),
-                }
-                .map_err(|e| refused("setting up the ACME client", e.to_string()))?;
-                let (_, fresh) = Key::generate_pkcs8()
-                    .map_err(|e| refused("making the account key", e.to_string()))?;
-                let stored = self
-                    .store
-                    .acme_account_key(&self.config.directory, &hex(fresh.secret_pkcs8_der()))
-                    .await
-                    .map_err(|e| refused("storing the account key", e.to_string()))?;
-                let der = unhex(&stored)
-                    .ok_or_else(|| refused("reading the account key", "not hex".into()))?;
-                let key = Key::from_pkcs8_der(PrivatePkcs8KeyDer::from(der.as_slice()))
-                    .map_err(|e| refused("reading the account key", e.to_string()))?;
-                let der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(der));
-                let (account, _) = builder
-                    .create_from_key((key, der), self.config.directory.clone())
-                    .await
-                    .map_err(|e| refused("registering the ACME account", e.to_string()))?;
-                if let Some(contact) = &self.config.contact {
-                    if let Err(err) = account.update_contacts(&[contact.as_str()]).await {
-                        tracing::warn!(%err, "ACME: cannot set the account's contact");
-                    }
-                }
-                tracing::info!(directory = %self.config.directory, "ACME: account ready");
-                Ok(account)
-            })
-            .await
-    }
 }
 
 /// When `domain` is next due for an order (Unix seconds; `0`: now).
-fn due_at(domain: &DomainRecord, served: &HashSet<i64>) -> i64 {
+fn due_at(domain: &DomainRecord) -> i64 {
     let retry = domain.retry_at.unwrap_or(0);
     match domain.status {
         DomainStatus::Pending | DomainStatus::Failed => retry,
         DomainStatus::Valid => {
-            let missing = domain.certificate_id.is_none_or(|id| !served.contains(&id));
+            let missing = !domain.certificate_present;
             let renew = if missing {
                 0
             } else {
@@ -381,15 +421,4 @@ fn random_unit() -> f64 {
     let mut bytes = [0u8; 4];
     let _ = getrandom::fill(&mut bytes);
     f64::from(u32::from_le_bytes(bytes)) / f64::from(u32::MAX)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(text: &str) -> Option<Vec<u8>> {
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
-        .collect()
 }

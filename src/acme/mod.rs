@@ -11,9 +11,13 @@
 //!   (the old certificate serves until the new one is stored), and backs off
 //!   exponentially after failures.
 //! - `order`: one order, from the new order to the PEM chain.
+//! - `on_demand`: with `acme.ask`, a handshake for a name without a
+//!   certificate asks whether it may have one and waits for it.
 
+mod account;
 mod challenges;
 mod manager;
+mod on_demand;
 mod order;
 
 pub use challenges::Challenges;

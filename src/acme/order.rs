@@ -29,12 +29,18 @@ pub struct OrderFailed {
     pub rate_limited: bool,
     /// The CA said when to come back.
     pub retry_after: Option<SystemTime>,
+    /// The CA no longer knows the account.
+    pub account_gone: bool,
 }
 
 impl OrderFailed {
     fn new(doing: &str, err: Error) -> Self {
-        let rate_limited = matches!(&err, Error::Api(problem)
-            if problem.r#type.as_deref().is_some_and(|t| t.ends_with(":rateLimited")));
+        let problem_is = |kind: &str| {
+            matches!(&err, Error::Api(problem)
+                if problem.r#type.as_deref().is_some_and(|t| t.ends_with(kind)))
+        };
+        let rate_limited = problem_is(":rateLimited");
+        let account_gone = problem_is(":accountDoesNotExist") || problem_is(":unauthorized");
         let retry_after = match &err {
             Error::Timeout(Some(at)) => {
                 Some(SystemTime::now() + at.saturating_duration_since(std::time::Instant::now()))
@@ -45,14 +51,17 @@ impl OrderFailed {
             reason: format!("{doing}: {}", words(&err)),
             rate_limited,
             retry_after,
+            account_gone,
         }
     }
 
-    fn said(reason: String) -> Self {
+    /// A failure in our own words.
+    pub fn said(reason: String) -> Self {
         OrderFailed {
             reason,
             rate_limited: false,
             retry_after: None,
+            account_gone: false,
         }
     }
 }

@@ -93,12 +93,22 @@ pub async fn get(
     params(("id" = String, Path, description = "Certificate id", example = "3")),
     responses((status = 204, description = "Deleted"),
         (status = 404, description = "`not_found`", body = ErrorBody),
+        (status = 409, description = "`certificate_managed`: it belongs to a managed domain", body = ErrorBody),
         (status = 503, description = "`store_unavailable`: nothing was changed", body = ErrorBody)))]
 pub async fn delete(
     State(state): State<AdminState>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let id = parse_id(&id)?;
+    if let Some(domain) = state.store.domain_of_certificate(id).await? {
+        return Err(ApiError::Conflict(
+            ErrorCode::CertificateManaged,
+            format!(
+                "certificate {id} belongs to the managed domain {domain}, which would order a new \
+                 one at once; stop managing it instead: DELETE /api/v1/domains/{domain}"
+            ),
+        ));
+    }
     let stored = state.store.delete_certificate(id).await?;
     apply(&state, stored).await?;
     Ok(StatusCode::NO_CONTENT)

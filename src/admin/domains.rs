@@ -43,7 +43,11 @@ pub async fn create(
     let acme = enabled(&state)?;
     let name = domain_name(&body.name)?;
     let record = state.store.add_domain(&name).await?;
-    acme.resync().await?;
+    // Stored: the answer is 201 even if waking the manager fails (its
+    // periodic look finds the domain).
+    if let Err(err) = acme.resync().await {
+        tracing::warn!(domain = %name, %err, "ACME: cannot read the domains after an add");
+    }
     let location = format!("/api/v1/domains/{name}");
     Ok((
         StatusCode::CREATED,
@@ -78,13 +82,21 @@ pub async fn delete(
 ) -> Result<StatusCode, ApiError> {
     let name = known_name(&name)?;
     state.store.delete_domain(&name).await?;
-    let stored = state.store.certificates().await?;
-    let keeper = std::sync::Arc::clone(&state.certificates);
-    tokio::task::spawn_blocking(move || keeper.apply(stored))
-        .await
-        .map_err(|_| ApiError::Internal)?;
+    // Deleted: the answer is 204 even if applying it here fails now (the
+    // follower or the next change applies it).
+    match state.store.certificates().await {
+        Ok(stored) => {
+            let keeper = std::sync::Arc::clone(&state.certificates);
+            let _ = tokio::task::spawn_blocking(move || keeper.apply(stored)).await;
+        }
+        Err(err) => {
+            tracing::warn!(domain = %name, %err, "cannot read the certificates after a delete")
+        }
+    }
     if let Some(acme) = &state.acme {
-        acme.resync().await?;
+        if let Err(err) = acme.resync().await {
+            tracing::warn!(domain = %name, %err, "ACME: cannot read the domains after a delete");
+        }
     }
     Ok(StatusCode::NO_CONTENT)
 }
@@ -118,6 +130,23 @@ fn domain_name(raw: &str) -> Result<String, ApiError> {
     if !name.contains('.') {
         return Err(invalid(
             "has no dot: a CA issues only for public domain names",
+        ));
+    }
+    // What CAs issue for: letters, digits and hyphens (no hyphen at a
+    // label's ends), and a last label that is not all digits.
+    let labels_ok = name.split('.').all(|label| {
+        !label.is_empty()
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    });
+    let last = name.rsplit('.').next().unwrap_or("");
+    if !labels_ok || last.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(invalid(
+            "is not a name a CA issues for: letters, digits and hyphens only, no hyphen at \
+             the start or end of a label, and a top-level label that is not a number",
         ));
     }
     Ok(name.to_owned())

@@ -54,6 +54,9 @@ pub enum ErrorCode {
     /// `409`: this node has no storage key, and stored keys are sealed (its
     /// key would be stored unsealed).
     NoStorageKey,
+    /// `409`: deleting a certificate a managed domain holds (stop managing
+    /// the domain instead).
+    CertificateManaged,
     /// `409`: the domain is already managed.
     DomainExists,
     /// `409`: managed domains need ACME, which is off (no `acme.directory`).

@@ -29,7 +29,7 @@ use crate::config::{LogFormat, ProxySettings, SharedSettings};
 use crate::health::Health;
 use crate::routing::{routing_key_of, BackendPool, KeyError};
 use crate::telemetry::{Durations, Telemetry};
-use crate::tls::Keeper;
+use crate::tls::{Keeper, OnDemand};
 
 /// Everything the request path reads: the pool, the settings, the
 /// connections, and the counters it updates.
@@ -56,6 +56,8 @@ pub struct Proxy {
     /// HTTP-01 answers, when ACME is on (`/.well-known/acme-challenge/`
     /// is then answered here, never forwarded).
     pub challenges: Option<Arc<Challenges>>,
+    /// Certificates obtained during the handshake (`acme.ask`).
+    pub on_demand: Option<Arc<dyn OnDemand>>,
 }
 
 impl Proxy {
@@ -82,12 +84,17 @@ impl Proxy {
             certificates,
             https_port,
             challenges: None,
+            on_demand: None,
         }
     }
 
-    /// Answer ACME HTTP-01 challenges from `challenges` (when ACME is on).
-    pub fn with_challenges(mut self, challenges: Option<Arc<Challenges>>) -> Self {
-        self.challenges = challenges;
+    /// With ACME on: answer HTTP-01 challenges from `acme`'s answers, and
+    /// obtain certificates on demand if `acme.ask` is set.
+    pub fn with_acme(mut self, acme: Option<&Arc<crate::acme::Acme>>) -> Self {
+        self.challenges = acme.map(|acme| Arc::clone(&acme.challenges));
+        self.on_demand = acme
+            .filter(|acme| acme.asks())
+            .map(|acme| Arc::clone(acme) as Arc<dyn OnDemand>);
         self
     }
 
@@ -107,6 +114,7 @@ impl Proxy {
             certificates: Arc::clone(&self.certificates),
             https_port: self.https_port,
             challenges: self.challenges.clone(),
+            on_demand: self.on_demand.clone(),
         }
     }
 }
@@ -179,7 +187,7 @@ impl Proxy {
         // fast path has a few slots per thread): settings are read before
         // and after the prefetch, and the snapshot is an `Arc` held for
         // failover.
-        if let Some(answer) = https::acme_challenge(conn, &req, self.challenges.as_deref()) {
+        if let Some(answer) = https::acme_challenge(&req, self.challenges.as_deref()) {
             return Ok(answer);
         }
         let settings = self.settings.load();

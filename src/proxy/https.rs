@@ -80,16 +80,16 @@ fn is_challenge<B>(req: &Request<B>) -> bool {
     challenge_token(req).is_some()
 }
 
-/// With ACME on, a plain-HTTP request under [`ACME_CHALLENGE_PREFIX`] is
-/// answered here, before routing and never forwarded: the key
-/// authorization of an open challenge (`200`), else `404`.
+/// With ACME on, a request under [`ACME_CHALLENGE_PREFIX`] (plain or
+/// HTTPS: a CA may follow a redirect) is answered here, before routing and
+/// never forwarded: the key authorization of an open challenge (`200`),
+/// else `404`.
 pub fn acme_challenge<B>(
-    conn: &ConnShared,
     req: &Request<B>,
     challenges: Option<&Challenges>,
 ) -> Option<Response<UpstreamBody>> {
     let challenges = challenges?;
-    if conn.tls.is_some() || !req.uri().path().starts_with(ACME_CHALLENGE_PREFIX) {
+    if !req.uri().path().starts_with(ACME_CHALLENGE_PREFIX) {
         return None;
     }
     let token = challenge_token(req).unwrap_or("");
@@ -102,10 +102,14 @@ pub fn acme_challenge<B>(
     };
     let mut response = Response::new(super::body::text(body));
     *response.status_mut() = status;
-    response.headers_mut().insert(
+    let headers = response.headers_mut();
+    headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
+    if status == StatusCode::METHOD_NOT_ALLOWED {
+        headers.insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+    }
     Some(response)
 }
 

@@ -175,7 +175,9 @@ async fn serve_connection(
         proxy.telemetry.tls.handshake_failed(&err);
         return https::answer_plain_http(stream, deadline).await;
     }
-    match crate::tls::handshake(stream, proxy.certificates.certificates(), deadline).await {
+    let on_demand = proxy.on_demand.as_deref();
+    let certificates = proxy.certificates.certificates();
+    match crate::tls::handshake(stream, certificates, deadline, on_demand).await {
         Ok(established) => {
             proxy
                 .telemetry

@@ -67,6 +67,9 @@ pub struct DomainRecord {
     pub orders: i64,
     pub lease_owner: Option<String>,
     pub lease_until: Option<i64>,
+    /// Whether `certificate_id` is still in the store (read in the same
+    /// statement: a node never judges it from its own, maybe older, copy).
+    pub certificate_present: bool,
 }
 
 /// Every domain and challenge answer at one generation.
@@ -79,7 +82,9 @@ pub struct AcmeState {
 }
 
 const SELECT_DOMAINS: &str = "SELECT name, status, created_at, certificate_id, not_after, \
-    renews_at, error, retry_at, failures, orders, lease_owner, lease_until FROM domains";
+    renews_at, error, retry_at, failures, orders, lease_owner, lease_until, \
+    (SELECT COUNT(*) FROM certificates c WHERE c.id = domains.certificate_id) AS present \
+    FROM domains";
 
 impl Store {
     /// Every domain and challenge answer, read in one transaction.
@@ -235,7 +240,8 @@ impl Store {
                 .fetch_optional(&mut *tx)
                 .await?;
         let Some(previous) = previous else {
-            // Deleted while ordering: keep nothing.
+            // Deleted while ordering: keep nothing, not even its challenges.
+            self.finish_order(tx, name).await?;
             return Err(StoreError::DomainNotFound(name.to_owned()));
         };
         let id = self
@@ -264,6 +270,7 @@ impl Store {
     pub async fn domain_failed(
         &self,
         name: &str,
+        owner: &str,
         error: &str,
         retry_at: i64,
     ) -> Result<(), StoreError> {
@@ -271,17 +278,49 @@ impl Store {
         sqlx::query(
             "UPDATE domains SET status = CASE WHEN certificate_id IS NULL THEN 'failed' \
              ELSE status END, error = $1, retry_at = $2, failures = failures + 1, \
-             lease_owner = NULL, lease_until = NULL WHERE name = $3",
+             lease_owner = NULL, lease_until = NULL \
+             WHERE name = $3 AND (lease_owner IS NULL OR lease_owner = $4)",
         )
         .bind(error)
         .bind(retry_at)
         .bind(name)
+        .bind(owner)
         .execute(&mut *tx)
         .await?;
         self.finish_order(tx, name).await
     }
 
-    /// The account key (PKCS#8 DER, base64) for `directory`: the stored
+    /// Whether this node may store private keys: it has a storage key, or
+    /// no stored key is sealed (else it would store one unsealed).
+    pub async fn can_store_keys(&self) -> Result<bool, StoreError> {
+        if self.sealer.is_some() {
+            return Ok(true);
+        }
+        let sealed: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM certificates WHERE key_pem LIKE 'sealed:%'")
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(sealed == 0)
+    }
+
+    /// The managed domain whose certificate is `id`, if any.
+    pub async fn domain_of_certificate(&self, id: i64) -> Result<Option<String>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT name FROM domains WHERE certificate_id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    /// How many domains are managed (a node with ACME off warns about them).
+    pub async fn domain_count(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM domains")
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    /// The account key (PKCS#8 DER, hex) for `directory`: the stored
     /// one, else `fresh` (stored now). Every node ends up with the first
     /// key stored, so every node uses one account.
     pub async fn acme_account_key(
@@ -311,8 +350,9 @@ impl Store {
                 .bind(directory)
                 .fetch_one(&self.pool)
                 .await?;
-        seal::open(self.sealer.as_deref(), ACCOUNT_KEY_AAD, &stored)
-            .map_err(|e| StoreError::Invalid(format!("the ACME account key: {e}")))
+        seal::open(self.sealer.as_deref(), ACCOUNT_KEY_AAD, &stored).map_err(|e| {
+            StoreError::Invalid(format!("the stored ACME account key cannot be opened: {e}"))
+        })
     }
 
     /// The end of an order's write: its challenges go, the change is
@@ -351,5 +391,6 @@ fn domain(row: &sqlx::any::AnyRow) -> Result<DomainRecord, StoreError> {
         orders: row.try_get("orders")?,
         lease_owner: row.try_get("lease_owner")?,
         lease_until: row.try_get("lease_until")?,
+        certificate_present: row.try_get::<i64, _>("present")? > 0,
     })
 }

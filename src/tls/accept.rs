@@ -61,11 +61,25 @@ pub struct Established<T> {
     pub sni_missed: bool,
 }
 
-/// Complete the handshake on `io` by `deadline`.
+/// Obtains a certificate for a name none covers, while its handshake
+/// waits (ACME on demand).
+pub trait OnDemand: Send + Sync + std::fmt::Debug {
+    /// Try to make a certificate for `name` (as the client sent it) exist
+    /// by `deadline`; whether one may now be in the snapshot.
+    fn obtain<'a>(
+        &'a self,
+        name: &'a str,
+        deadline: Instant,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send + 'a>>;
+}
+
+/// Complete the handshake on `io` by `deadline`; for a name no certificate
+/// covers, `on_demand` may obtain one first (the handshake waits).
 pub async fn handshake<T>(
     io: T,
     certificates: &Certificates,
     deadline: Instant,
+    on_demand: Option<&dyn OnDemand>,
 ) -> Result<Established<T>, HandshakeError>
 where
     T: AsyncRead + AsyncWrite + Unpin,
@@ -77,11 +91,19 @@ where
         Err(_) => return Err(HandshakeError::TimedOut),
     };
     let snapshot = certificates.load();
-    let (served, sni_missed) = {
+    let (mut served, mut sni_missed, sni) = {
         let hello = start.client_hello();
-        let (served, missed) = snapshot.choose(hello.server_name());
-        (served.cloned(), missed)
+        let sni = hello.server_name().map(str::to_owned);
+        let (served, missed) = snapshot.choose(sni.as_deref());
+        (served.cloned(), missed, sni)
     };
+    if let (true, Some(on_demand), Some(name)) = (sni_missed, on_demand, sni.as_deref()) {
+        if on_demand.obtain(name, deadline).await {
+            let again = certificates.load();
+            let (now_served, missed) = again.choose(Some(name));
+            (served, sni_missed) = (now_served.cloned(), missed);
+        }
+    }
     let Some(served) = served else {
         let mut io = start.io;
         let _ = tokio::time::timeout_at(deadline, async {

@@ -24,7 +24,7 @@ pub mod keeper;
 pub mod names;
 pub mod snapshot;
 
-pub use accept::{handshake, Established, HandshakeError};
+pub use accept::{handshake, Established, HandshakeError, OnDemand};
 pub use certificate::{load_stored, parse, validity_warnings, CertError, ParsedCertificate};
 pub use keeper::{unix_now, Entry, Keeper, Loaded};
 pub use names::{CertName, NameIndex};

@@ -179,12 +179,16 @@ impl ResolvesServerCert for Fixed {
 #[derive(Debug)]
 pub struct Certificates {
     current: ArcSwap<CertSnapshot>,
+    /// Counts publishes (a handshake held for an on-demand certificate
+    /// waits on it).
+    published: tokio::sync::watch::Sender<u64>,
 }
 
 impl Default for Certificates {
     fn default() -> Self {
         Certificates {
             current: ArcSwap::from_pointee(CertSnapshot::default()),
+            published: tokio::sync::watch::Sender::new(0),
         }
     }
 }
@@ -198,5 +202,11 @@ impl Certificates {
     /// Replace the snapshot whole.
     pub fn publish(&self, snapshot: CertSnapshot) {
         self.current.store(Arc::new(snapshot));
+        self.published.send_modify(|count| *count += 1);
+    }
+
+    /// Wakes on every publish after this call.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.published.subscribe()
     }
 }
