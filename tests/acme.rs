@@ -526,3 +526,99 @@ async fn on_demand_a_handshake_for_an_allowed_name_waits_for_its_certificate_and
         listed.text
     );
 }
+
+/// The report, run by hand (`cargo test --release --test acme --
+/// --ignored --nocapture`): time from `POST /api/v1/domains` to the first
+/// successful HTTPS request (median of 10), orders per domain when two
+/// nodes share the database, and HTTPS traffic through a renewal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, run by hand"]
+async fn report() {
+    let Some(url) = common::postgres_or_skip("report").await else {
+        return;
+    };
+    let Some(mut pebble) = Pebble::prepare_or_skip("report", 30) else {
+        return;
+    };
+    let backend = Backend::named("app").await;
+    let config = acme_config(&pebble, "");
+    let address = backend.addr.to_string();
+    let start = |name: &'static str| {
+        let url = format!("{url}?application_name={name}");
+        let config = config.path().to_str().unwrap().to_owned();
+        let address = address.clone();
+        async move {
+            let args = [
+                "--config",
+                &config,
+                "--admin-token",
+                TOKEN,
+                "--backend",
+                &address,
+            ];
+            Process::start_with_database(tempfile::tempdir().unwrap(), &url, &args).await
+        }
+    };
+    let one = start("report-one").await;
+    let two = start("report-two").await;
+    pebble.start(one.addr.port()).await;
+    let client = client_trusting(&pebble.root_pem().await.unwrap());
+    let tls = one.tls.unwrap();
+
+    // POST (alternating nodes) -> first HTTPS request that succeeds on node one.
+    let mut took = Vec::new();
+    for n in 0..10 {
+        let name = format!("site{n}.example");
+        let node = if n % 2 == 0 { &one } else { &two };
+        let posted = Instant::now();
+        assert_eq!(add_domain(node, &name).await.status, StatusCode::CREATED);
+        loop {
+            if common::pki::connect(&client, tls, &name).await.is_ok() {
+                break;
+            }
+            assert!(
+                posted.elapsed() < Duration::from_secs(60),
+                "{name} never served"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let (status, _, _) = get_https(&client, tls, &name, &name, "/").await;
+        assert_eq!(status, StatusCode::OK);
+        took.push(posted.elapsed());
+    }
+    took.sort();
+    println!(
+        "POST -> first HTTPS 200, 10 domains: min {:?}, median {:?}, max {:?}",
+        took[0], took[5], took[9]
+    );
+    let domains = one.admin.get("/api/v1/domains").await;
+    let orders: Vec<i64> = domains.json["domains"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["orders"].as_i64().unwrap())
+        .collect();
+    println!("orders per domain over two nodes: {orders:?}");
+
+    // HTTPS requests during a renewal (30 s certificates renew ~10 s before expiry).
+    let first = one.admin.get("/api/v1/domains/site0.example").await.json["certificate_id"].clone();
+    let started = Instant::now();
+    let (mut ok, mut failed) = (0u64, 0u64);
+    while started.elapsed() < Duration::from_secs(40) {
+        let renewed =
+            one.admin.get("/api/v1/domains/site0.example").await.json["certificate_id"] != first;
+        match common::pki::connect(&client, tls, "site0.example").await {
+            Ok(_) => ok += 1,
+            Err(_) => failed += 1,
+        }
+        if renewed && started.elapsed() > Duration::from_secs(2) {
+            break;
+        }
+    }
+    println!(
+        "HTTPS handshakes across the renewal of site0.example: {ok} ok, {failed} failed, {:?}",
+        started.elapsed()
+    );
+    drop((one, two));
+    common::drop_database(&url).await;
+}
