@@ -22,7 +22,8 @@ export class DomainsCard {
 
   /// Show `list` (GET /api/v1/domains).
   update(list, now = Date.now()) {
-    const json = JSON.stringify([list.domains, this.note]);
+    // The hour too: "N days" left is counted from now.
+    const json = JSON.stringify([list.domains, this.note, Math.floor(now / 3_600_000)]);
     if (json === this.shown) return;
     this.shown = json;
     const rows = [];
@@ -92,6 +93,8 @@ export class DomainsCard {
           this.shown = null;
         }
         await this.reload();
+        // The row and its button are gone (or rebuilt): keep focus in the card.
+        this.input.focus();
       },
     );
   }

@@ -480,7 +480,7 @@ async fn on_demand_a_handshake_for_an_allowed_name_waits_for_its_certificate_and
     let Some(mut pebble) = Pebble::prepare_or_skip(test, 3600) else {
         return;
     };
-    let (ask, asks) = ask_service(&["yes.example"]).await;
+    let (ask, asks) = ask_service(&["yes.example", "unreachable.example"]).await;
     let backend = Backend::named("app").await;
     let ask = format!(", ask = 'http://{ask}/allowed'");
     let (switchyard, _config) = switchyard_with(&mut pebble, &backend, &ask).await;
@@ -518,10 +518,32 @@ async fn on_demand_a_handshake_for_an_allowed_name_waits_for_its_certificate_and
         Some(&1),
         "remembered"
     );
+
+    // Allowed, but the CA cannot validate it: the handshake ends when the
+    // order fails, not at the 10 s hold, and the next one does not wait.
+    pebble.resolve("unreachable.example", "127.0.0.2").await;
+    let started = Instant::now();
+    assert!(common::pki::connect(&client, tls, "unreachable.example")
+        .await
+        .is_err());
+    let first = started.elapsed();
+    let started = Instant::now();
+    assert!(common::pki::connect(&client, tls, "unreachable.example")
+        .await
+        .is_err());
+    let second = started.elapsed();
+    println!("a failing on-demand order held its handshake {first:?}, the next {second:?}");
+    assert!(first < Duration::from_secs(8), "{first:?}");
+    assert!(second < Duration::from_secs(2), "{second:?}");
+    let domain = switchyard
+        .admin
+        .get("/api/v1/domains/unreachable.example")
+        .await;
+    assert_eq!(domain.json["status"], "failed", "{}", domain.text);
     let listed = switchyard.admin.get("/api/v1/domains").await;
     assert_eq!(
         listed.json["domains"].as_array().unwrap().len(),
-        1,
+        2,
         "{}",
         listed.text
     );

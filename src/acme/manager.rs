@@ -24,6 +24,8 @@ const LEASE: i64 = 300;
 const ORDER_TIMEOUT: Duration = Duration::from_secs(240);
 /// A domain whose order's outcome could not be recorded is left alone this long.
 const HOLD_OFF: i64 = 300;
+/// ... and one whose lease could not be taken (a database refusing writes).
+const LEASE_RETRY: i64 = 30;
 /// Orders running at once on one node.
 const PARALLEL_ORDERS: usize = 4;
 /// The manager looks at the domains at least this often.
@@ -68,8 +70,14 @@ pub struct Acme {
     held: Mutex<std::collections::HashMap<String, i64>>,
     /// Domains this node is ordering now.
     running: Mutex<HashSet<String>>,
-    /// The managed domains as last read (on-demand handshakes check it).
-    managed: Mutex<HashSet<String>>,
+    /// The managed domains as last read, with their status and next try
+    /// (on-demand handshakes check it).
+    managed: Mutex<std::collections::HashMap<String, (DomainStatus, Option<i64>)>>,
+    /// Itself (on-demand work is spawned with an owned handle).
+    me: std::sync::Weak<Acme>,
+    /// The runtime that built it (on-demand work runs there, not on a
+    /// proxy worker's).
+    main: tokio::runtime::Handle,
     orders: Semaphore,
     /// On-demand asks.
     pub(super) asked: super::on_demand::Asked,
@@ -85,6 +93,7 @@ impl std::fmt::Debug for Acme {
 }
 
 impl Acme {
+    /// A node's ACME service (call it on the main runtime).
     pub fn new(config: config::Acme, store: Store, keeper: Arc<Keeper>) -> Arc<Self> {
         let mut id = [0u8; 6];
         let _ = getrandom::fill(&mut id);
@@ -93,7 +102,7 @@ impl Acme {
             std::process::id(),
             id.iter().map(|b| format!("{b:02x}")).collect::<String>()
         );
-        Arc::new(Acme {
+        Arc::new_cyclic(|me| Acme {
             config,
             store,
             keeper,
@@ -106,6 +115,8 @@ impl Acme {
             held: Mutex::default(),
             running: Mutex::default(),
             managed: Mutex::default(),
+            me: me.clone(),
+            main: tokio::runtime::Handle::current(),
             orders: Semaphore::new(PARALLEL_ORDERS),
             asked: Default::default(),
         })
@@ -133,12 +144,21 @@ impl Acme {
         &self.keeper
     }
 
-    /// Whether `name` was a managed domain at the last read.
-    pub(super) fn is_managed(&self, name: &str) -> bool {
+    /// `name`'s status and next try at the last read, if it is managed.
+    pub(super) fn managed_status(&self, name: &str) -> Option<(DomainStatus, Option<i64>)> {
         self.managed
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .contains(name)
+            .get(name)
+            .copied()
+    }
+
+    pub(super) fn me(&self) -> Option<Arc<Acme>> {
+        self.me.upgrade()
+    }
+
+    pub(super) fn main_runtime(&self) -> &tokio::runtime::Handle {
+        &self.main
     }
 
     /// The ACME generation this node has applied.
@@ -162,8 +182,11 @@ impl Acme {
         if state.generation >= *applied {
             self.challenges.publish(&state.challenges);
             *applied = state.generation;
-            *self.managed.lock().unwrap_or_else(|p| p.into_inner()) =
-                state.domains.iter().map(|d| d.name.clone()).collect();
+            *self.managed.lock().unwrap_or_else(|p| p.into_inner()) = state
+                .domains
+                .iter()
+                .map(|d| (d.name.clone(), (d.status, d.retry_at)))
+                .collect();
         }
         drop(applied);
         Ok(state)
@@ -201,7 +224,13 @@ impl Acme {
     fn start_due(self: &Arc<Self>, state: &AcmeState) -> Duration {
         let now = unix_now();
         let mut next = now + LOOK_EVERY.as_secs() as i64;
-        let held = self.held.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let held = {
+            let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+            held.retain(|name, until| {
+                *until > now && state.domains.iter().any(|d| &d.name == name)
+            });
+            held.clone()
+        };
         for domain in &state.domains {
             let due = due_at(domain).max(held.get(&domain.name).copied().unwrap_or(0));
             if due > now {
@@ -252,6 +281,10 @@ impl Acme {
             Ok(false) => return,
             Err(err) => {
                 tracing::warn!(domain = %domain.name, %err, "ACME: cannot take the order lease");
+                self.held
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(domain.name.clone(), unix_now() + LEASE_RETRY);
                 return;
             }
         }
@@ -352,6 +385,7 @@ impl Acme {
             .store
             .domain_issued(
                 &domain.name,
+                &self.node,
                 (&issued.chain_pem, &issued.key_pem),
                 parsed.not_after,
                 renews_at,

@@ -17,8 +17,10 @@
 mod account;
 mod challenges;
 mod manager;
+mod names;
 mod on_demand;
 mod order;
 
 pub use challenges::Challenges;
 pub use manager::{Acme, AcmeStats};
+pub use names::managed_name;

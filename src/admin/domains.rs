@@ -12,7 +12,6 @@ use super::error::{ApiError, ErrorBody, ErrorCode, JsonBody};
 use super::model::{DomainList, DomainView, NewDomain};
 use super::AdminState;
 use crate::acme::Acme;
-use crate::routing::normalize_host;
 
 /// Every managed domain, by name.
 #[utoipa::path(get, path = "/api/v1/domains", tag = "certificates", operation_id = "list_domains",
@@ -110,46 +109,10 @@ fn enabled(state: &AdminState) -> Result<&Acme, ApiError> {
     })
 }
 
-/// A name a certificate can be ordered for over HTTP-01: a host name
-/// (normalized like a routing key), not an IP address, not a wildcard.
+/// A name a certificate can be ordered for (see [`crate::acme::managed_name`]).
 fn domain_name(raw: &str) -> Result<String, ApiError> {
-    let invalid = |why: &str| ApiError::invalid(ErrorCode::InvalidDomain, format!("{raw:?} {why}"));
-    if raw.starts_with("*.") {
-        return Err(invalid(
-            "is a wildcard: HTTP-01 cannot prove wildcards; add each name",
-        ));
-    }
-    let key =
-        normalize_host(raw.as_bytes()).map_err(|e| invalid(&format!("is not a host name: {e}")))?;
-    let name = key.as_str();
-    if raw.contains(':') || name.parse::<std::net::IpAddr>().is_ok() || name.starts_with('[') {
-        return Err(invalid(
-            "is an IP address or has a port: give a domain name",
-        ));
-    }
-    if !name.contains('.') {
-        return Err(invalid(
-            "has no dot: a CA issues only for public domain names",
-        ));
-    }
-    // What CAs issue for: letters, digits and hyphens (no hyphen at a
-    // label's ends), and a last label that is not all digits.
-    let labels_ok = name.split('.').all(|label| {
-        !label.is_empty()
-            && !label.starts_with('-')
-            && !label.ends_with('-')
-            && label
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-    });
-    let last = name.rsplit('.').next().unwrap_or("");
-    if !labels_ok || last.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(invalid(
-            "is not a name a CA issues for: letters, digits and hyphens only, no hyphen at \
-             the start or end of a label, and a top-level label that is not a number",
-        ));
-    }
-    Ok(name.to_owned())
+    crate::acme::managed_name(raw)
+        .map_err(|why| ApiError::invalid(ErrorCode::InvalidDomain, format!("{raw:?} {why}")))
 }
 
 /// A path's name, normalized; any name that cannot be managed is not found.

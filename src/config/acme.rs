@@ -102,9 +102,10 @@ impl AcmeSettings {
                 let uri: http::Uri = text
                     .parse()
                     .map_err(|_| invalid(format!("ask: {text:?} is not a URL")))?;
-                if uri.scheme_str() != Some("http") || uri.host().is_none() {
+                let userinfo = uri.authority().is_some_and(|a| a.as_str().contains('@'));
+                if uri.scheme_str() != Some("http") || uri.host().is_none() || userinfo {
                     return Err(invalid(format!(
-                        "ask: {text:?} must be an http:// URL (a service next to switchyard)"
+                        "ask: {text:?} must be an http:// URL without credentials (a service next to switchyard)"
                     )));
                 }
                 Some(uri)

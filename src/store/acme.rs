@@ -229,6 +229,7 @@ impl Store {
     pub async fn domain_issued(
         &self,
         name: &str,
+        owner: &str,
         (chain_pem, key_pem): (&str, &str),
         not_after: i64,
         renews_at: i64,
@@ -250,17 +251,24 @@ impl Store {
         if let Some(previous) = previous {
             self.remove_certificate(&mut tx, previous).await?;
         }
-        sqlx::query(
+        let updated = sqlx::query(
             "UPDATE domains SET status = 'valid', certificate_id = $1, not_after = $2, \
              renews_at = $3, error = NULL, retry_at = NULL, failures = 0, \
-             lease_owner = NULL, lease_until = NULL WHERE name = $4",
+             lease_owner = NULL, lease_until = NULL \
+             WHERE name = $4 AND (lease_owner IS NULL OR lease_owner = $5)",
         )
         .bind(id)
         .bind(not_after)
         .bind(renews_at)
         .bind(name)
+        .bind(owner)
         .execute(&mut *tx)
         .await?;
+        if updated.rows_affected() == 0 {
+            // Another node holds the lease now: keep its order's state
+            // (the transaction, this certificate included, rolls back).
+            return Err(StoreError::LeaseLost(name.to_owned()));
+        }
         self.finish_order(tx, name).await?;
         Ok(id)
     }
@@ -275,7 +283,7 @@ impl Store {
         retry_at: i64,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
+        let updated = sqlx::query(
             "UPDATE domains SET status = CASE WHEN certificate_id IS NULL THEN 'failed' \
              ELSE status END, error = $1, retry_at = $2, failures = failures + 1, \
              lease_owner = NULL, lease_until = NULL \
@@ -287,6 +295,10 @@ impl Store {
         .bind(owner)
         .execute(&mut *tx)
         .await?;
+        if updated.rows_affected() == 0 {
+            // Another node holds the lease now: leave its challenges alone.
+            return Err(StoreError::LeaseLost(name.to_owned()));
+        }
         self.finish_order(tx, name).await
     }
 

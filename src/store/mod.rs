@@ -60,6 +60,8 @@ pub enum StoreError {
     DomainExists(String),
     #[error("{0} is not a managed domain")]
     DomainNotFound(String),
+    #[error("another node holds the order lease of {0}")]
+    LeaseLost(String),
     #[error("unsupported database URL {}: use sqlite://PATH or postgres://...", crate::config::redact_url(.0))]
     UnsupportedUrl(String),
     #[error("database error: {0}")]
