@@ -59,7 +59,15 @@ async fn an_uploaded_certificate_is_served_by_sni_and_requests_are_proxied_as_ht
     assert_eq!(proto, "https");
     // A wildcard covers one label only.
     assert!(connect(&client, tls, "a.b.bar.example").await.is_err());
-    let metrics = proxy.admin.get("/metrics").await.text;
+    // The refusal is counted just after its alert is sent: wait for it.
+    let started = std::time::Instant::now();
+    let mut metrics = proxy.admin.get("/metrics").await.text;
+    while !metrics.contains("switchyard_tls_sni_misses_total 2")
+        && started.elapsed() < std::time::Duration::from_secs(2)
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        metrics = proxy.admin.get("/metrics").await.text;
+    }
     assert!(
         metrics.contains(r#"switchyard_tls_handshakes_total{result="ok",version="TLSv1_3"} 3"#),
         "{metrics}"
