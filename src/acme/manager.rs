@@ -381,7 +381,18 @@ impl Acme {
             .min(lifetime / 2);
         let jitter = (renew_before as f64 * RENEW_JITTER * random_unit()) as i64;
         let renews_at = parsed.not_after - renew_before - jitter;
-        let id = self
+        // Counted before the store shows the domain valid (whoever sees it
+        // valid sees it counted), taken back if storing fails.
+        let counters = [
+            (true, &self.stats.orders_ok),
+            (renewal, &self.stats.renewals),
+        ];
+        for (counts, counter) in counters {
+            if counts {
+                counter.fetch_add(1, Relaxed);
+            }
+        }
+        let stored = self
             .store
             .domain_issued(
                 &domain.name,
@@ -390,11 +401,18 @@ impl Acme {
                 parsed.not_after,
                 renews_at,
             )
-            .await?;
-        self.stats.orders_ok.fetch_add(1, Relaxed);
-        if renewal {
-            self.stats.renewals.fetch_add(1, Relaxed);
-        }
+            .await;
+        let id = match stored {
+            Ok(id) => id,
+            Err(err) => {
+                for (counts, counter) in counters {
+                    if counts {
+                        counter.fetch_sub(1, Relaxed);
+                    }
+                }
+                return Err(err);
+            }
+        };
         let stored = self.store.certificates().await?;
         let keeper = Arc::clone(&self.keeper);
         let _ = tokio::task::spawn_blocking(move || keeper.apply(stored)).await;
