@@ -148,3 +148,64 @@ async fn postgres_store_keeps_membership_generations_and_changes() {
     store.close().await;
     drop_database(&url).await;
 }
+
+/// An ACME order lease: one holder at a time, extended only by its holder,
+/// timed by the database's clock (a lease of -1 s has run out for anyone).
+async fn lease_suite(store: &Store) {
+    store.add_domain("lease.example").await.unwrap();
+    assert!(store.take_lease("lease.example", "one", 300).await.unwrap());
+    assert!(
+        !store.take_lease("lease.example", "two", 300).await.unwrap(),
+        "a running lease is not taken by another node"
+    );
+    assert!(store
+        .extend_lease("lease.example", "one", 300)
+        .await
+        .unwrap());
+    assert!(
+        !store
+            .extend_lease("lease.example", "two", 300)
+            .await
+            .unwrap(),
+        "only the holder extends a lease"
+    );
+    let held = store.domain("lease.example").await.unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let until = held.lease_until.unwrap();
+    assert!((now + 290..=now + 310).contains(&until), "{until} vs {now}");
+    assert_eq!(held.lease_owner.as_deref(), Some("one"));
+
+    // Holder "one" sets a lease that has already run out: "two" takes it
+    // and "one" can no longer extend it.
+    assert!(store
+        .extend_lease("lease.example", "one", -1)
+        .await
+        .unwrap());
+    assert!(store.take_lease("lease.example", "two", 300).await.unwrap());
+    assert!(!store
+        .extend_lease("lease.example", "one", 300)
+        .await
+        .unwrap());
+    assert_eq!(store.domain("lease.example").await.unwrap().orders, 2);
+}
+
+#[tokio::test]
+async fn sqlite_order_leases_have_one_holder() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("switchyard.db").display());
+    lease_suite(&Store::open(&url).await.unwrap()).await;
+}
+
+#[tokio::test]
+async fn postgres_order_leases_have_one_holder() {
+    let Some(url) = postgres_or_skip("postgres_order_leases_have_one_holder").await else {
+        return;
+    };
+    let store = Store::open(&url).await.unwrap();
+    lease_suite(&store).await;
+    store.close().await;
+    drop_database(&url).await;
+}

@@ -43,11 +43,9 @@ impl Accounts {
 
 async fn register(config: &config::Acme, store: &Store) -> Result<Account, OrderFailed> {
     let refused = |doing: &str, err: String| OrderFailed::said(format!("{doing}: {err}"));
-    let builder = match &config.ca_file {
-        Some(path) => Account::builder_with_root(path),
-        None => Account::builder(),
-    }
-    .map_err(|e| refused("setting up the ACME client", e.to_string()))?;
+    let http = super::client::for_ca(config.ca_file.as_deref())
+        .map_err(|e| refused("setting up the ACME client", e))?;
+    let builder = Account::builder_with_http(http);
     let (_, fresh) =
         Key::generate_pkcs8().map_err(|e| refused("making the account key", e.to_string()))?;
     let stored = store
@@ -61,7 +59,7 @@ async fn register(config: &config::Acme, store: &Store) -> Result<Account, Order
     let (account, _) = builder
         .create_from_key((key, der), config.directory.clone())
         .await
-        .map_err(|e| refused("registering the ACME account", e.to_string()))?;
+        .map_err(|e| OrderFailed::new("registering the ACME account", e))?;
     if let Some(contact) = &config.contact {
         if let Err(err) = account.update_contacts(&[contact.as_str()]).await {
             tracing::warn!(%err, "ACME: cannot set the account's contact");

@@ -12,15 +12,18 @@ use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use super::client;
 use super::order::{self, Issued, OrderFailed};
 use super::Challenges;
 use crate::config;
 use crate::store::{AcmeState, DomainRecord, DomainStatus, Store, StoreError};
 use crate::tls::{unix_now, Keeper};
 
-/// A node holds a domain's lease this long; an order (account included)
-/// is abandoned after [`ORDER_TIMEOUT`], well before.
+/// A node holds a domain's lease this long (database clock), extended
+/// every [`LEASE_EXTEND`] while its order runs; an order (account
+/// included) is abandoned after [`ORDER_TIMEOUT`].
 const LEASE: i64 = 300;
+const LEASE_EXTEND: Duration = Duration::from_secs(60);
 const ORDER_TIMEOUT: Duration = Duration::from_secs(240);
 /// A domain whose order's outcome could not be recorded is left alone this long.
 const HOLD_OFF: i64 = 300;
@@ -30,8 +33,9 @@ const LEASE_RETRY: i64 = 30;
 const PARALLEL_ORDERS: usize = 4;
 /// The manager looks at the domains at least this often.
 const LOOK_EVERY: Duration = Duration::from_secs(30);
-/// Backoff after failures: 30 s doubling up to 6 h; an hour at least when
-/// the CA says we are rate limited.
+/// Backoff after failures: 30 s doubling up to 6 h; never before the
+/// CA's `Retry-After`; an hour at least when the CA says we are rate
+/// limited without saying until when.
 const BACKOFF_FIRST: i64 = 30;
 const BACKOFF_MAX: i64 = 6 * 3600;
 const RATE_LIMITED: i64 = 3600;
@@ -271,12 +275,7 @@ impl Acme {
         let Ok(_slot) = self.orders.acquire().await else {
             return;
         };
-        let now = unix_now();
-        match self
-            .store
-            .take_lease(&domain.name, &self.node, now, now + LEASE)
-            .await
-        {
+        match self.store.take_lease(&domain.name, &self.node, LEASE).await {
             Ok(true) => {}
             Ok(false) => return,
             Err(err) => {
@@ -292,14 +291,7 @@ impl Acme {
         tracing::info!(domain = %domain.name, renewal, "ACME: ordering a certificate");
         let started = std::time::Instant::now();
         let result = match self.store.can_store_keys().await {
-            Ok(true) => tokio::time::timeout(ORDER_TIMEOUT, self.obtain(&domain.name))
-                .await
-                .unwrap_or_else(|_| {
-                    Err(OrderFailed::said(format!(
-                        "the CA did not finish the order within {} s",
-                        ORDER_TIMEOUT.as_secs()
-                    )))
-                }),
+            Ok(true) => self.obtain_under_lease(&domain.name).await,
             Ok(false) => Err(OrderFailed::said(
                 crate::store::StoreError::WouldStoreUnsealed.to_string(),
             )),
@@ -327,16 +319,52 @@ impl Acme {
         tracing::debug!(domain = %domain.name, elapsed = ?started.elapsed(), "ACME: order done");
     }
 
+    /// [`Self::obtain`], bounded by [`ORDER_TIMEOUT`], while the lease is
+    /// extended every [`LEASE_EXTEND`]; an order whose lease is lost (taken
+    /// by another node after this one could not reach the database for a
+    /// whole lease) is abandoned: the other node's order goes on.
+    async fn obtain_under_lease(&self, domain: &str) -> Result<Issued, OrderFailed> {
+        let keep_lease = async {
+            loop {
+                tokio::time::sleep(LEASE_EXTEND).await;
+                match self.store.extend_lease(domain, &self.node, LEASE).await {
+                    Ok(true) => {}
+                    Ok(false) => return "another node took over the order".to_owned(),
+                    // A database that does not answer for a moment: the lease
+                    // has minutes left; the next try may reach it.
+                    Err(err) => {
+                        tracing::warn!(%domain, %err, "ACME: cannot extend the order lease")
+                    }
+                }
+            }
+        };
+        let bounded = tokio::time::timeout(ORDER_TIMEOUT, self.obtain(domain));
+        tokio::select! {
+            result = bounded => result.unwrap_or_else(|_| {
+                Err(OrderFailed::said(format!(
+                    "the CA did not finish the order within {} s",
+                    ORDER_TIMEOUT.as_secs()
+                )))
+            }),
+            lost = keep_lease => Err(OrderFailed::said(lost)),
+        }
+    }
+
     /// The account, then one order; an account the CA no longer knows is
     /// forgotten (the next order registers again).
     async fn obtain(&self, domain: &str) -> Result<Issued, OrderFailed> {
-        let account = self.account.get(&self.config, &self.store).await?;
-        let publish = |token: String, answer: String| self.publish(token, answer, domain);
-        let result = order::obtain(&account, domain, publish).await;
-        if let Err(failed) = &result {
+        let (mut result, ca_retry_after) = client::remembering(async {
+            let account = self.account.get(&self.config, &self.store).await?;
+            let publish = |token: String, answer: String| self.publish(token, answer, domain);
+            order::obtain(&account, domain, publish).await
+        })
+        .await;
+        if let Err(failed) = &mut result {
             if failed.account_gone {
                 self.account.forget();
             }
+            // The CA's error response said when to come back.
+            failed.retry_after = failed.retry_after.max(ca_retry_after);
         }
         result
     }
@@ -428,7 +456,8 @@ impl Acme {
         let mut wait = BACKOFF_FIRST
             .saturating_mul(1i64 << exponent)
             .min(BACKOFF_MAX);
-        if failed.rate_limited {
+        if failed.rate_limited && failed.retry_after.is_none() {
+            // Rate limited without saying until when.
             wait = wait.max(RATE_LIMITED);
         }
         // Plus up to a tenth more, so domains that failed together (a CA

@@ -16,6 +16,7 @@
 
 mod account;
 mod challenges;
+mod client;
 mod manager;
 mod names;
 mod on_demand;

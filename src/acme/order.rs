@@ -34,7 +34,7 @@ pub struct OrderFailed {
 }
 
 impl OrderFailed {
-    fn new(doing: &str, err: Error) -> Self {
+    pub(super) fn new(doing: &str, err: Error) -> Self {
         let problem_is = |kind: &str| {
             matches!(&err, Error::Api(problem)
                 if problem.r#type.as_deref().is_some_and(|t| t.ends_with(kind)))

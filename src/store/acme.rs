@@ -171,27 +171,56 @@ impl Store {
         Ok(())
     }
 
-    /// Take (or extend) the lease on ordering `name` for `owner` until
-    /// `until`, unless another node holds a lease that has not run out.
-    /// Counts the order it starts.
+    /// Take the lease on ordering `name` for `owner` for `seconds`, unless
+    /// another node holds a lease that has not run out. Counts the order it
+    /// starts. Times are the database's clock, so nodes whose clocks differ
+    /// still agree on when a lease runs out.
     pub async fn take_lease(
         &self,
         name: &str,
         owner: &str,
-        now: i64,
-        until: i64,
+        seconds: i64,
     ) -> Result<bool, StoreError> {
+        let now = self.database_now().await?;
         let taken = sqlx::query(
             "UPDATE domains SET lease_owner = $1, lease_until = $2, orders = orders + 1 \
              WHERE name = $3 AND (lease_until IS NULL OR lease_until < $4 OR lease_owner = $1)",
         )
         .bind(owner)
-        .bind(until)
+        .bind(now + seconds)
         .bind(name)
         .bind(now)
         .execute(&self.pool)
         .await?;
         Ok(taken.rows_affected() == 1)
+    }
+
+    /// Extend `owner`'s lease on `name` to `seconds` from now (database
+    /// clock); `false` if `owner` no longer holds it.
+    pub async fn extend_lease(
+        &self,
+        name: &str,
+        owner: &str,
+        seconds: i64,
+    ) -> Result<bool, StoreError> {
+        let now = self.database_now().await?;
+        let extended =
+            sqlx::query("UPDATE domains SET lease_until = $1 WHERE name = $2 AND lease_owner = $3")
+                .bind(now + seconds)
+                .bind(name)
+                .bind(owner)
+                .execute(&self.pool)
+                .await?;
+        Ok(extended.rows_affected() == 1)
+    }
+
+    /// The database's clock, in Unix seconds.
+    async fn database_now(&self) -> Result<i64, StoreError> {
+        let query = match self.postgres_url() {
+            Some(_) => "SELECT CAST(EXTRACT(EPOCH FROM clock_timestamp()) AS BIGINT)",
+            None => "SELECT CAST(strftime('%s', 'now') AS INTEGER)",
+        };
+        Ok(sqlx::query_scalar(query).fetch_one(&self.pool).await?)
     }
 
     /// Publish the answer to an HTTP-01 challenge for `domain`.
