@@ -1,15 +1,17 @@
-//! A CA that rate-limits: its `429` with `Retry-After` is heard. A stub
-//! ACME server (HTTPS, a directory, nonces, an account) refuses every new
-//! order with `urn:ietf:params:acme:error:rateLimited`, once with
-//! `Retry-After` and once without; the domain ends `failed` with the CA's
-//! words and a next try no earlier than the CA asked (an hour at least when
-//! it did not say), and the CA is not asked again meanwhile.
+//! A CA that refuses with a time: its `Retry-After` is heard. A stub ACME
+//! server (HTTPS, a directory, nonces, an account) refuses every new order:
+//! rate limited without a time (the next try an hour away at least), rate
+//! limited for 90 minutes (exactly then), and "down for maintenance" for a
+//! day (no later than the longest backoff, 6 h, so a certificate cannot run
+//! out meanwhile). The account's contact update is refused with a day's
+//! `Retry-After` too: that refusal is only logged and must not set any
+//! order's time. Each domain is ordered once.
 
 mod common;
 
 use std::io::Write;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -28,11 +30,38 @@ use tokio::net::TcpListener;
 const TOKEN: &str = "acme-rate-limit-token-0123456789";
 const RETRY_AFTER: u64 = 5400;
 
-/// What the stub CA was asked, and whether its refusals say when to retry.
+/// How the stub CA refuses orders.
+const SILENT: u8 = 0;
+const RATE_LIMITED_FOR_90_MIN: u8 = 1;
+const MAINTENANCE_FOR_A_DAY: u8 = 2;
+
+/// What the stub CA was asked, and how it refuses.
 #[derive(Default)]
 struct Ca {
     orders: AtomicUsize,
-    says_when: AtomicBool,
+    mode: AtomicU8,
+}
+
+/// A problem document response with an optional `Retry-After`.
+fn problem(
+    ca: &Ca,
+    status: StatusCode,
+    kind: &str,
+    detail: &str,
+    after: Option<u64>,
+) -> Response<Full<Bytes>> {
+    let body = json!({"type": format!("urn:ietf:params:acme:error:{kind}"), "detail": detail});
+    let mut response = Response::builder()
+        .status(status)
+        .header("replay-nonce", format!("nonce-{}", ca.orders.load(SeqCst)))
+        .header("content-type", "application/problem+json")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .unwrap();
+    if let Some(after) = after {
+        let value = after.to_string().parse().unwrap();
+        response.headers_mut().insert("retry-after", value);
+    }
+    response
 }
 
 /// One answer of the stub CA; every answer carries a fresh nonce.
@@ -61,21 +90,39 @@ fn answer(ca: &Ca, base: &str, request: &Request<Incoming>) -> Response<Full<Byt
             response.headers_mut().insert("location", location);
             response
         }
+        (&Method::POST, "/account/1") => problem(
+            ca,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "serverInternal",
+            "contacts cannot be changed today",
+            Some(86_400),
+        ),
         (&Method::POST, "/order") => {
             ca.orders.fetch_add(1, SeqCst);
-            let mut response = reply(
-                StatusCode::TOO_MANY_REQUESTS,
-                json!({
-                    "type": "urn:ietf:params:acme:error:rateLimited",
-                    "detail": "too many certificates already issued for this name",
-                    "status": 429,
-                }),
-            );
-            if ca.says_when.load(SeqCst) {
-                let after = RETRY_AFTER.to_string().parse().unwrap();
-                response.headers_mut().insert("retry-after", after);
+            let limited = "too many certificates already issued for this name";
+            match ca.mode.load(SeqCst) {
+                SILENT => problem(
+                    ca,
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rateLimited",
+                    limited,
+                    None,
+                ),
+                RATE_LIMITED_FOR_90_MIN => problem(
+                    ca,
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rateLimited",
+                    limited,
+                    Some(RETRY_AFTER),
+                ),
+                _ => problem(
+                    ca,
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "serverInternal",
+                    "down for maintenance",
+                    Some(86_400),
+                ),
             }
-            response
         }
         _ => reply(StatusCode::NOT_FOUND, json!({"detail": "no such resource"})),
     }
@@ -146,17 +193,16 @@ fn retry_in(domain: &serde_json::Value) -> i64 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_rate_limited_order_waits_as_long_as_the_ca_says_and_an_hour_when_it_does_not() {
+async fn a_refused_order_waits_as_long_as_the_ca_says_within_bounds() {
     let pki = TestCa::new("stub ACME CA");
     let ca = Arc::new(Ca::default());
-    ca.says_when.store(true, SeqCst);
     let directory = stub_ca(Arc::clone(&ca), &pki).await;
     let ca_file = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(ca_file.path(), &pki.root_pem).unwrap();
     let mut config = tempfile::NamedTempFile::new().unwrap();
     write!(
         config,
-        "return {{ acme = {{ directory = {directory:?}, ca_file = {:?} }} }}",
+        "return {{ acme = {{ directory = {directory:?}, ca_file = {:?}, email = 'ops@example.com' }} }}",
         ca_file.path().to_str().unwrap()
     )
     .unwrap();
@@ -168,42 +214,49 @@ async fn a_rate_limited_order_waits_as_long_as_the_ca_says_and_an_hour_when_it_d
     ];
     let switchyard = Process::start(&args).await;
 
-    let add = |name: &'static str| {
-        let admin = &switchyard.admin;
-        async move {
-            let reply = admin
-                .call(Method::POST, "/api/v1/domains", Some(json!({"name": name})))
-                .await;
-            assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
-        }
-    };
+    // Each case: the CA's mode, a domain, the next try's bounds (seconds
+    // from now) and what the error says.
+    let cases: [(u8, &str, std::ops::RangeInclusive<i64>, &str); 3] = [
+        // The first order also registers the account, whose contact update
+        // is refused with a day's Retry-After: ignored, not this order's.
+        (
+            SILENT,
+            "untold.example",
+            3600 - 30..=3960 + 5,
+            "too many certificates",
+        ),
+        (
+            RATE_LIMITED_FOR_90_MIN,
+            "told.example",
+            RETRY_AFTER as i64 - 30..=RETRY_AFTER as i64 + 5,
+            "too many certificates",
+        ),
+        (
+            MAINTENANCE_FOR_A_DAY,
+            "maintenance.example",
+            6 * 3600 - 30..=6 * 3600 + 5,
+            "maintenance",
+        ),
+    ];
+    for (mode, name, bounds, says) in cases {
+        ca.mode.store(mode, SeqCst);
+        let reply = switchyard
+            .admin
+            .call(Method::POST, "/api/v1/domains", Some(json!({"name": name})))
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+        let domain = failed_domain(&switchyard, name).await;
+        let error = domain["error"].as_str().unwrap();
+        assert!(error.contains(says), "{name}: {error}");
+        let wait = retry_in(&domain);
+        assert!(
+            bounds.contains(&wait),
+            "{name}: next try in {wait} s, wanted {bounds:?}"
+        );
+    }
 
-    // The CA says when: the next try is no earlier.
-    add("told.example").await;
-    let told = failed_domain(&switchyard, "told.example").await;
-    let error = told["error"].as_str().unwrap();
-    assert!(
-        error.contains("too many certificates already issued"),
-        "{error}"
-    );
-    let wait = retry_in(&told);
-    assert!(
-        (RETRY_AFTER as i64 - 30..=RETRY_AFTER as i64 + 5).contains(&wait),
-        "the CA said {RETRY_AFTER} s, the next try is in {wait} s"
-    );
-
-    // The CA does not say: an hour at least (plus up to a tenth of jitter).
-    ca.says_when.store(false, SeqCst);
-    add("untold.example").await;
-    let untold = failed_domain(&switchyard, "untold.example").await;
-    let wait = retry_in(&untold);
-    assert!(
-        (3600 - 30..=3960 + 5).contains(&wait),
-        "rate limited without a time: the next try is in {wait} s"
-    );
-
-    // Neither domain is ordered again meanwhile.
+    // No domain is ordered again meanwhile.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(ca.orders.load(SeqCst), 2, "one order per domain");
+    assert_eq!(ca.orders.load(SeqCst), 3, "one order per domain");
     switchyard.stop().await;
 }

@@ -25,15 +25,22 @@ tokio::task_local! {
     static CA_RETRY_AFTER: Cell<Option<SystemTime>>;
 }
 
-/// Run `work` (an account lookup and an order) and return, beside its
-/// output, the latest `Retry-After` a CA error response carried during it.
-pub async fn remembering<T>(work: impl Future<Output = T>) -> (T, Option<SystemTime>) {
-    CA_RETRY_AFTER
-        .scope(Cell::new(None), async {
-            let out = work.await;
-            (out, CA_RETRY_AFTER.with(Cell::get))
-        })
-        .await
+/// Run `work` (an account lookup and an order) with its own slot for the
+/// `Retry-After` of the CA's refusals.
+pub async fn remembering<T>(work: impl Future<Output = T>) -> T {
+    CA_RETRY_AFTER.scope(Cell::new(None), work).await
+}
+
+/// Forget what an earlier step heard (a step starts; a refusal that was
+/// retried or ignored must not set the next failure's time).
+pub fn forget() {
+    let _ = CA_RETRY_AFTER.try_with(|slot| slot.set(None));
+}
+
+/// The `Retry-After` of the refusal the current step just got, if any;
+/// the slot is emptied.
+pub fn take() -> Option<SystemTime> {
+    CA_RETRY_AFTER.try_with(Cell::take).ok().flatten()
 }
 
 /// The client for a CA whose certificate chains to the system's roots
@@ -94,15 +101,19 @@ impl HttpClient for SeesRetryAfter {
     }
 }
 
-/// `Retry-After` (RFC 9110 §10.2.3): seconds, or an HTTP date.
+/// A week: a CA's limits are hourly or weekly, and a wild value must not
+/// park a domain for years.
+const LONGEST: Duration = Duration::from_secs(7 * 86_400);
+
+/// `Retry-After` (RFC 9110 §10.2.3): seconds, or an HTTP date; at most
+/// [`LONGEST`] ahead; none if it is not in the future (no time said).
 fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<SystemTime> {
     let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    match value.parse::<u64>() {
-        // A week at most: a CA's limits are hourly or weekly, and
-        // a wild value must not park a domain for years.
-        Ok(seconds) => Some(now + Duration::from_secs(seconds.min(7 * 86_400))),
-        Err(_) => httpdate::parse_http_date(value).ok(),
-    }
+    let at = match value.parse::<u64>() {
+        Ok(seconds) => now + Duration::from_secs(seconds).min(LONGEST),
+        Err(_) => httpdate::parse_http_date(value).ok()?.min(now + LONGEST),
+    };
+    (at > now).then_some(at)
 }
 
 #[cfg(test)]
@@ -128,9 +139,20 @@ mod tests {
             "capped at a week"
         );
         assert_eq!(
-            retry_after(&headers("Sun, 06 Nov 1994 08:49:37 GMT"), now),
-            Some(SystemTime::UNIX_EPOCH + Duration::from_secs(784_111_777))
+            retry_after(&headers("Fri, 15 Jan 2027 10:00:00 GMT"), now),
+            Some(SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000 + 2 * 3600))
         );
+        assert_eq!(
+            retry_after(&headers("Fri, 31 Dec 9999 23:59:59 GMT"), now),
+            Some(now + LONGEST),
+            "a date far ahead is capped at a week"
+        );
+        assert_eq!(
+            retry_after(&headers("Sun, 06 Nov 1994 08:49:37 GMT"), now),
+            None,
+            "a date in the past says nothing"
+        );
+        assert_eq!(retry_after(&headers("0"), now), None);
         assert_eq!(retry_after(&headers("soon"), now), None);
         assert_eq!(retry_after(&HeaderMap::new(), now), None);
     }

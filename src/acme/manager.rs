@@ -258,13 +258,9 @@ impl Acme {
             let acme = Arc::clone(self);
             let domain = domain.clone();
             tokio::spawn(async move {
-                let name = domain.name.clone();
+                // Even if the order panics, its domain is not left "running".
+                let _done = Running(Arc::clone(&acme), domain.name.clone());
                 acme.order(domain).await;
-                acme.running
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(&name);
-                acme.wake.notify_one();
             });
         }
         Duration::from_secs(u64::try_from(next - now).unwrap_or(0).max(1))
@@ -329,7 +325,11 @@ impl Acme {
                 tokio::time::sleep(LEASE_EXTEND).await;
                 match self.store.extend_lease(domain, &self.node, LEASE).await {
                     Ok(true) => {}
-                    Ok(false) => return "another node took over the order".to_owned(),
+                    Ok(false) => {
+                        return "the order's lease is gone (the domain was deleted, or \
+                            another node took the order over)"
+                            .to_owned()
+                    }
                     // A database that does not answer for a moment: the lease
                     // has minutes left; the next try may reach it.
                     Err(err) => {
@@ -353,18 +353,16 @@ impl Acme {
     /// The account, then one order; an account the CA no longer knows is
     /// forgotten (the next order registers again).
     async fn obtain(&self, domain: &str) -> Result<Issued, OrderFailed> {
-        let (mut result, ca_retry_after) = client::remembering(async {
+        let result = client::remembering(async {
             let account = self.account.get(&self.config, &self.store).await?;
             let publish = |token: String, answer: String| self.publish(token, answer, domain);
             order::obtain(&account, domain, publish).await
         })
         .await;
-        if let Err(failed) = &mut result {
+        if let Err(failed) = &result {
             if failed.account_gone {
                 self.account.forget();
             }
-            // The CA's error response said when to come back.
-            failed.retry_after = failed.retry_after.max(ca_retry_after);
         }
         result
     }
@@ -468,7 +466,16 @@ impl Acme {
             let after = after
                 .duration_since(SystemTime::UNIX_EPOCH)
                 .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-            retry_at = retry_at.max(after);
+            // Rate limits are the CA's to set (a week at most, see
+            // `client`); any other refusal's time waits no longer than the
+            // longest backoff, so a CA's maintenance window cannot let a
+            // certificate run out.
+            let longest = if failed.rate_limited {
+                after
+            } else {
+                now + BACKOFF_MAX
+            };
+            retry_at = retry_at.max(after.min(longest));
         }
         self.store
             .domain_failed(&domain.name, &self.node, &failed.reason, retry_at)
@@ -502,4 +509,19 @@ fn random_unit() -> f64 {
     let mut bytes = [0u8; 4];
     let _ = getrandom::fill(&mut bytes);
     f64::from(u32::from_le_bytes(bytes)) / f64::from(u32::MAX)
+}
+
+/// A domain's order in progress on this node; its end (even a panic) lets
+/// the manager look at the domain again.
+struct Running(Arc<Acme>, String);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let Running(acme, name) = self;
+        acme.running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name.as_str());
+        acme.wake.notify_one();
+    }
 }

@@ -284,7 +284,7 @@ impl Store {
             "UPDATE domains SET status = 'valid', certificate_id = $1, not_after = $2, \
              renews_at = $3, error = NULL, retry_at = NULL, failures = 0, \
              lease_owner = NULL, lease_until = NULL \
-             WHERE name = $4 AND (lease_owner IS NULL OR lease_owner = $5)",
+             WHERE name = $4 AND lease_owner = $5",
         )
         .bind(id)
         .bind(not_after)
@@ -294,8 +294,9 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         if updated.rows_affected() == 0 {
-            // Another node holds the lease now: keep its order's state
-            // (the transaction, this certificate included, rolls back).
+            // Another node holds the lease now, or the domain was deleted
+            // and added again: keep its state (the transaction, this
+            // certificate included, rolls back).
             return Err(StoreError::LeaseLost(name.to_owned()));
         }
         self.finish_order(tx, name).await?;
@@ -316,7 +317,7 @@ impl Store {
             "UPDATE domains SET status = CASE WHEN certificate_id IS NULL THEN 'failed' \
              ELSE status END, error = $1, retry_at = $2, failures = failures + 1, \
              lease_owner = NULL, lease_until = NULL \
-             WHERE name = $3 AND (lease_owner IS NULL OR lease_owner = $4)",
+             WHERE name = $3 AND lease_owner = $4",
         )
         .bind(error)
         .bind(retry_at)
@@ -325,7 +326,8 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         if updated.rows_affected() == 0 {
-            // Another node holds the lease now: leave its challenges alone.
+            // Another node holds the lease now, or the domain was deleted
+            // and added again: leave its challenges alone.
             return Err(StoreError::LeaseLost(name.to_owned()));
         }
         self.finish_order(tx, name).await
