@@ -43,6 +43,12 @@ use super::tracker::Tracker;
 
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
+/// An idle HTTP/1 connection rests (see [`super::rest`]) after this long:
+/// a client sending its next request at once (a busy keep-alive
+/// connection) keeps its hyper connection, and the buffers go only when
+/// the connection is really idle.
+pub const REST_AFTER: Duration = Duration::from_millis(500);
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Protocol {
     Sniffing,
@@ -90,6 +96,11 @@ pub struct ClientIo<T> {
     /// The first bytes, while they may still be a PROXY protocol header
     /// that this peer may not send.
     guard: Option<Vec<u8>>,
+    /// An idle HTTP/1 connection may rest (see [`super::rest`]).
+    may_rest: bool,
+    /// Resting: hyper was told the stream ended so that it lets go of its
+    /// buffers; the socket itself stays open.
+    resting: bool,
 }
 
 impl<T> ClientIo<T> {
@@ -108,7 +119,71 @@ impl<T> ClientIo<T> {
             timer_at: None,
             write_stall: Stall::new(deadlines.send_idle),
             guard: deadlines.refuse_proxy_header.then(Vec::new),
+            may_rest: false,
+            resting: false,
         }
+    }
+
+    /// Let this connection rest when idle: hyper's connection is then ended
+    /// (its buffers freed) while the socket stays open for the next one.
+    pub fn resting_when_idle(mut self) -> Self {
+        self.may_rest = true;
+        self
+    }
+
+    /// Whether hyper let go of this stream to rest, not because it ended.
+    pub fn resting(&self) -> bool {
+        self.resting
+    }
+
+    /// The stream goes back to a fresh hyper connection.
+    pub fn resume(&mut self) {
+        self.resting = false;
+    }
+
+    /// When a resting connection has been idle too long.
+    pub fn idle_deadline(&self) -> Instant {
+        match self.phase {
+            Phase::Idle(since) => since + self.deadlines.idle,
+            Phase::Head(since) => since + self.deadlines.header_read,
+            Phase::Busy => Instant::now() + self.deadlines.idle,
+        }
+    }
+
+    /// The wrapped stream.
+    pub fn get_ref(&self) -> &T {
+        &self.inner
+    }
+
+    /// Since when this connection could rest: HTTP/1, no request in
+    /// flight, nothing of the next one read.
+    fn could_rest(&mut self) -> Option<Instant> {
+        let Phase::Idle(since) = self.phase else {
+            return None;
+        };
+        let quiet = self.may_rest
+            && self.protocol == Protocol::Http1
+            && self.guard.is_none()
+            && !self.shared.busy()
+            && self.tracker.as_mut().is_some_and(Tracker::at_rest);
+        quiet.then_some(since)
+    }
+
+    /// Whether hyper can let go of this connection now: it could rest and
+    /// has been idle for [`REST_AFTER`]. Then what only a working
+    /// connection needs is given back.
+    fn rest_now(&mut self) -> bool {
+        let idle = self
+            .could_rest()
+            .is_some_and(|since| since.elapsed() >= REST_AFTER);
+        if idle {
+            self.resting = true;
+            self.timer = None;
+            self.timer_at = None;
+            self.sniffed = Vec::new();
+            self.write_stall.release();
+        }
+        idle
     }
 
     /// Update the phase from the shared in-flight count.
@@ -162,8 +237,12 @@ impl<T> ClientIo<T> {
         }
     }
 
-    /// The deadline for a pending read, if one applies now.
-    fn deadline(&self) -> Option<Instant> {
+    /// The deadline for a pending read, if one applies now (or the moment
+    /// an idle connection may rest, which comes first).
+    fn deadline(&mut self) -> Option<Instant> {
+        if let Some(since) = self.could_rest() {
+            return Some((since + REST_AFTER).min(since + self.deadlines.idle));
+        }
         match self.phase {
             Phase::Busy if self.protocol == Protocol::Http2 => self
                 .shared
@@ -243,6 +322,11 @@ impl<T: AsyncRead + Unpin> AsyncRead for ClientIo<T> {
                 Poll::Ready(Err(e))
             }
             Poll::Pending => {
+                if this.rest_now() {
+                    // An end of stream to hyper: it ends the connection
+                    // cleanly (between requests) and drops its buffers.
+                    return Poll::Ready(Ok(()));
+                }
                 let at = this.deadline();
                 // Parked reads are woken when the connection turns idle (to
                 // arm its deadline) and, on HTTP/2, when the client has
@@ -333,6 +417,10 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for ClientIo<T> {
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.resting {
+            // hyper ends its connection; the socket stays open.
+            return Poll::Ready(Ok(()));
+        }
         Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }

@@ -7,6 +7,7 @@
 //!   listener ([`crate::tls::handshake`]); [`proxy_protocol`]: the header a
 //!   trusted TCP balancer sends first; [`prefixed`]: the bytes read past it.
 //! - [`client_io`]: per-connection deadlines (read, write, HTTP/2 window);
+//!   [`rest`]: an idle HTTP/1 connection rests without hyper's buffers;
 //!   [`conn`]: what a connection's I/O and its requests share;
 //!   [`tracker`]: every HTTP/1 head and body followed, one verdict per
 //!   request; [`framing`]: one head's checks (ambiguous framing hyper would
@@ -49,6 +50,7 @@ pub mod prefetch;
 pub mod prefixed;
 pub mod proxy_protocol;
 pub mod request_id;
+pub mod rest;
 pub mod stall;
 pub mod tracker;
 pub mod tunnel;
@@ -61,9 +63,9 @@ use std::sync::Arc;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 pub use handler::Proxy;
 
@@ -92,29 +94,34 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let permits = Arc::clone(&proxy.connections);
-    let graceful = GracefulShutdown::new();
+    // Told to finish when this listener stops accepting; the tracker
+    // waits for them.
+    let stopping = shutdown.child_token();
+    let connections = TaskTracker::new();
 
     while let Some(Accepted { stream, peer, slot }) = accept(&listener, &permits, &shutdown).await {
         // Per connection: a config reload applies to the connections after it.
         let settings = proxy.settings.load_full();
         let proxy = Arc::clone(&proxy);
-        let watcher = graceful.watcher();
-        tokio::spawn(async move {
+        let stopping = stopping.clone();
+        connections.spawn(async move {
             proxy.telemetry.client_connection(true);
-            serve_connection(&proxy, stream, peer, scheme, &settings, watcher).await;
+            serve_connection(&proxy, stream, peer, scheme, &settings, &stopping).await;
             proxy.telemetry.client_connection(false);
             drop(slot);
         });
     }
 
     drop(listener);
+    stopping.cancel();
+    connections.close();
     tracing::info!(
         ?scheme,
         "proxy stopped accepting; waiting for in-flight requests"
     );
     let grace = proxy.settings.load().shutdown_grace;
     tokio::select! {
-        () = graceful.shutdown() => tracing::info!(?scheme, "all client connections closed"),
+        () = connections.wait() => tracing::info!(?scheme, "all client connections closed"),
         () = tokio::time::sleep(grace) => {
             tracing::warn!(?grace, "grace period over; closing remaining connections");
         }
@@ -131,7 +138,7 @@ async fn serve_connection(
     peer: SocketAddr,
     scheme: Scheme,
     settings: &ProxySettings,
-    watcher: Watcher,
+    stopping: &CancellationToken,
 ) {
     let accepted = tokio::time::Instant::now();
     if let Some(size) = settings.client_send_buffer {
@@ -143,7 +150,9 @@ async fn serve_connection(
     let balancers = settings.proxy_protocol.as_deref();
     let from_balancer = balancers.is_some_and(|nets| crate::config::any_contains(nets, peer.ip()));
     let (client, read_ahead) = if from_balancer {
-        match proxy_protocol::read_header(&mut stream, peer, settings.header_read_timeout).await {
+        // Boxed, like the TLS handshake: only while it runs.
+        let header = proxy_protocol::read_header(&mut stream, peer, settings.header_read_timeout);
+        match Box::pin(header).await {
             Ok(pair) => pair,
             Err(refused) => {
                 tracing::debug!(%peer, %refused, "connection closed");
@@ -164,8 +173,32 @@ async fn serve_connection(
     };
     let shared = ConnShared::new(client);
     if scheme == Scheme::Http {
-        return serve_http(proxy, stream, shared, deadlines, settings, watcher).await;
+        // Made here, not in `serve_plain`: an async fn keeps its arguments
+        // for its whole life, and a resting connection's task should hold
+        // two pointers, not the stream's state.
+        let shared = Arc::new(shared);
+        let io = ClientIo::new(stream, Arc::clone(&shared), deadlines).resting_when_idle();
+        return serve_plain(proxy, Box::new(io), shared, settings, stopping).await;
     }
+    // Boxed: the handshake's state is large, and a plain connection's task
+    // must stay small while it rests.
+    Box::pin(serve_tls(
+        proxy, stream, shared, deadlines, settings, stopping, accepted,
+    ))
+    .await;
+}
+
+/// The TLS handshake, then HTTP over it.
+async fn serve_tls(
+    proxy: &Arc<Proxy>,
+    stream: Prefixed<tokio::net::TcpStream>,
+    shared: ConnShared,
+    deadlines: Deadlines,
+    settings: &ProxySettings,
+    stopping: &CancellationToken,
+    accepted: tokio::time::Instant,
+) {
+    let peer = shared.peer;
     // The handshake must finish within header_read of the accept; the
     // first request head then gets its own header_read.
     let deadline = accepted + settings.header_read_timeout;
@@ -194,7 +227,7 @@ async fn serve_connection(
                 shared.with_tls(tls),
                 deadlines,
                 settings,
-                watcher,
+                stopping,
             )
             .await;
         }
@@ -205,45 +238,146 @@ async fn serve_connection(
     }
 }
 
-/// HTTP on a connection (after its TLS handshake, if any).
+/// HTTP on a TLS connection (after its handshake).
 async fn serve_http<T>(
     proxy: &Arc<Proxy>,
     stream: T,
     shared: ConnShared,
     deadlines: Deadlines,
     settings: &ProxySettings,
-    watcher: Watcher,
+    stopping: &CancellationToken,
 ) where
     T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let shared = Arc::new(shared);
-    let peer = shared.peer;
     let io = TokioIo::new(ClientIo::new(stream, Arc::clone(&shared), deadlines));
+    let conn = connection_builder(settings)
+        .serve_connection_with_upgrades(io, service(proxy, &shared))
+        .into_owned();
+    let graceful =
+        |conn: std::pin::Pin<&mut _>| auto::UpgradeableConnection::graceful_shutdown(conn);
+    if let Err(err) = until_done(Box::pin(conn), stopping, graceful).await {
+        tracing::debug!(peer = %shared.peer, %err, "client connection ended with an error");
+    }
+    finish(proxy, &shared);
+}
+
+/// HTTP on a plain connection: served by hyper until it is idle, then
+/// resting without hyper's state until the client sends again (see
+/// [`rest`]); HTTP/2 (h2c) connections never rest.
+async fn serve_plain(
+    proxy: &Arc<Proxy>,
+    io: Box<ClientIo<Prefixed<tokio::net::TcpStream>>>,
+    shared: Arc<ConnShared>,
+    settings: &ProxySettings,
+    stopping: &CancellationToken,
+) {
+    let service = service(proxy, &shared);
+    let home: rest::Home<_> = Arc::default();
+    // The first request may be HTTP/1 or h2c: the auto builder tells.
+    let first = connection_builder(settings)
+        .serve_connection_with_upgrades(
+            TokioIo::new(rest::Lent::new(io, Arc::clone(&home))),
+            service.clone(),
+        )
+        .into_owned();
+    let graceful =
+        |conn: std::pin::Pin<&mut _>| auto::UpgradeableConnection::graceful_shutdown(conn);
+    let mut served = until_done(Box::pin(first), stopping, graceful)
+        .await
+        .map_err(|e| e.to_string());
+    // Boxed hyper connections: the task's own state stays small while the
+    // connection rests.
+    while served.is_ok() {
+        let Some(mut io) = rest::take_home(&home) else {
+            break;
+        };
+        proxy.telemetry.resting_connection(true);
+        let woken = rest::wake(&io, stopping).await;
+        proxy.telemetry.resting_connection(false);
+        if !woken {
+            break;
+        }
+        io.resume();
+        let next = http1_builder(settings)
+            .serve_connection(
+                TokioIo::new(rest::Lent::new(io, Arc::clone(&home))),
+                service.clone(),
+            )
+            .with_upgrades();
+        let graceful = |conn: std::pin::Pin<&mut _>| {
+            hyper::server::conn::http1::UpgradeableConnection::graceful_shutdown(conn)
+        };
+        served = until_done(Box::pin(next), stopping, graceful)
+            .await
+            .map_err(|e| e.to_string());
+    }
+    if let Err(err) = served {
+        tracing::debug!(peer = %shared.peer, %err, "client connection ended with an error");
+    }
+    finish(proxy, &shared);
+}
+
+/// One request being handled (boxed: see [`service`]).
+type Handling = std::pin::Pin<
+    Box<
+        dyn std::future::Future<
+                Output = Result<hyper::Response<body::ResponseBody>, error::ClientGone>,
+            > + Send,
+    >,
+>;
+
+/// The request handler for the connection `shared`.
+fn service(
+    proxy: &Arc<Proxy>,
+    shared: &Arc<ConnShared>,
+) -> impl hyper::service::Service<
+    hyper::Request<hyper::body::Incoming>,
+    Response = hyper::Response<body::ResponseBody>,
+    Error = error::ClientGone,
+    Future = Handling,
+> + Clone {
     let for_service = Arc::clone(proxy);
-    let service_shared = Arc::clone(&shared);
+    let service_shared = Arc::clone(shared);
     // Boxed: hyper keeps room for one request future per connection for
     // the connection's life, and `handle`'s state machine is ~4 KiB. A
     // box per request costs one allocation; unboxed, every idle
     // keep-alive connection would hold those 4 KiB.
-    let service = service_fn(move |req| {
+    service_fn(move |req| -> Handling {
         Box::pin(handler::handle(
             Arc::clone(&for_service),
             Arc::clone(&service_shared),
             req,
         ))
-    });
-    let conn = connection_builder(settings)
-        .serve_connection_with_upgrades(io, service)
-        .into_owned();
-    if let Err(err) = watcher.watch(conn).await {
-        tracing::debug!(%peer, %err, "client connection ended with an error");
+    })
+}
+
+/// Drive the hyper connection `conn` to its end; when the proxy stops,
+/// `graceful` asks it to finish the requests in flight and close.
+async fn until_done<C, E>(
+    mut conn: std::pin::Pin<Box<C>>,
+    stopping: &CancellationToken,
+    graceful: impl FnOnce(std::pin::Pin<&mut C>),
+) -> Result<(), E>
+where
+    C: std::future::Future<Output = Result<(), E>>,
+{
+    tokio::select! {
+        done = conn.as_mut() => return done,
+        () = stopping.cancelled() => {}
     }
+    graceful(conn.as_mut());
+    conn.await
+}
+
+/// What a closed connection leaves in the metrics and the log.
+fn finish(proxy: &Proxy, shared: &ConnShared) {
     shared.mark_ended();
     if shared.cancel_flood() {
         proxy.telemetry.cancel_flood();
     }
     if let Some(refused) = shared.refused() {
-        tracing::debug!(%peer, %refused, "connection closed");
+        tracing::debug!(peer = %shared.peer, %refused, "connection closed");
         proxy.telemetry.refused(refused);
     }
 }
@@ -264,6 +398,18 @@ fn connection_builder(settings: &ProxySettings) -> auto::Builder<TokioExecutor> 
         .timer(TokioTimer::new())
         .max_concurrent_streams(settings.h2_max_streams)
         .max_header_list_size(u32::try_from(settings.max_header_bytes).unwrap_or(u32::MAX));
+    builder
+}
+
+/// The HTTP/1 settings of [`connection_builder`], for a connection that
+/// rested (it is known to speak HTTP/1).
+fn http1_builder(settings: &ProxySettings) -> hyper::server::conn::http1::Builder {
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(None)
+        .max_buf_size(settings.max_header_bytes)
+        .keep_alive(true);
     builder
 }
 

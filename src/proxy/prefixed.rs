@@ -27,6 +27,14 @@ impl<T> Prefixed<T> {
 }
 
 impl Prefixed<tokio::net::TcpStream> {
+    /// Wait until a read would not block (the prefix counts).
+    pub async fn readable(&self) -> io::Result<()> {
+        if !self.prefix.is_empty() {
+            return Ok(());
+        }
+        self.inner.readable().await
+    }
+
     /// The first byte the client sent, without consuming it (waits for
     /// one); `None` at end of stream.
     pub async fn first_byte(&self) -> io::Result<Option<u8>> {

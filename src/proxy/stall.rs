@@ -28,6 +28,14 @@ impl Stall {
         }
     }
 
+    /// Give back the timer's memory while nothing waits (an idle
+    /// connection); it is made again on the next wait.
+    pub fn release(&mut self) {
+        if self.since.is_none() {
+            self.timer = None;
+        }
+    }
+
     /// After a poll that was (not) pending: whether `idle` has passed
     /// since it started waiting.
     pub fn passed(&mut self, cx: &mut Context<'_>, pending: bool) -> bool {

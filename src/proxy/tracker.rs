@@ -146,6 +146,16 @@ impl Tracker {
         }
     }
 
+    /// Whether the stream is between requests with nothing of a next one
+    /// read; then the buffer a split head used is given back.
+    pub fn at_rest(&mut self) -> bool {
+        let rest = matches!(self.state, State::Between { cr: false });
+        if rest && self.head.capacity() > 0 {
+            self.head = Vec::new();
+        }
+        rest
+    }
+
     /// Follow `bytes`, the next bytes read from the client.
     pub fn feed(&mut self, mut bytes: &[u8]) {
         while !bytes.is_empty() {

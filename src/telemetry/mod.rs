@@ -148,6 +148,7 @@ pub struct Telemetry {
     reloads: [AtomicU64; 2],
     /// Client connections open now.
     client_connections: AtomicI64,
+    resting_connections: AtomicI64,
     /// Client connections closed before HTTP, by [`Refused::as_str`] reason.
     refused: [AtomicU64; 4],
     /// HTTP/2 connections closed for cancelling too many requests in flight.
@@ -170,6 +171,7 @@ impl Telemetry {
             health,
             reloads: Default::default(),
             client_connections: AtomicI64::new(0),
+            resting_connections: AtomicI64::new(0),
             refused: Default::default(),
             cancel_floods: AtomicU64::new(0),
             durations: std::sync::Mutex::default(),
@@ -204,6 +206,18 @@ impl Telemetry {
     pub fn client_connection(&self, opened: bool) {
         self.client_connections
             .fetch_add(if opened { 1 } else { -1 }, Relaxed);
+    }
+
+    /// An idle client connection started (`true`) or stopped resting
+    /// without hyper's buffers.
+    pub fn resting_connection(&self, resting: bool) {
+        self.resting_connections
+            .fetch_add(if resting { 1 } else { -1 }, Relaxed);
+    }
+
+    /// Idle client connections resting now.
+    pub fn resting_connections(&self) -> i64 {
+        self.resting_connections.load(Relaxed).max(0)
     }
 
     /// A client connection was closed before HTTP (PROXY protocol).

@@ -242,6 +242,14 @@ impl Collector for Telemetry {
             open.metric_type(),
         )?)?;
 
+        let resting = ConstGauge::new(self.resting_connections());
+        resting.encode(encoder.encode_descriptor(
+            "switchyard_client_connections_resting",
+            "Idle keep-alive client connections resting without HTTP buffers (they come back on the next request)",
+            None,
+            resting.metric_type(),
+        )?)?;
+
         let mut refused = encoder.encode_descriptor(
             "switchyard_client_connections_refused",
             "Client connections closed before HTTP: a PROXY protocol header missing, malformed, late, or from a peer that is not trusted",
