@@ -68,6 +68,15 @@ async fn response(stream: &mut TcpStream) -> (u16, String) {
     (status, String::from_utf8(body).unwrap())
 }
 
+/// `GET /` for `a.example` on `client`: the response's status.
+async fn get(client: &mut TcpStream) -> u16 {
+    client
+        .write_all(b"GET / HTTP/1.1\r\nHost: a.example\r\n\r\n")
+        .await
+        .unwrap();
+    response(client).await.0
+}
+
 async fn proxy_with(backend: &Backend, idle: f64) -> Proxy {
     Proxy::start_with(&[backend.addr], |s| s.timeouts.idle = idle).await
 }
@@ -141,11 +150,7 @@ async fn a_request_after_rest_gets_the_same_framing_checks() {
     let backend = Backend::named("a").await;
     let proxy = proxy_with(&backend, 60.0).await;
     let mut client = TcpStream::connect(proxy.addr).await.unwrap();
-    client
-        .write_all(b"GET / HTTP/1.1\r\nHost: a.example\r\n\r\n")
-        .await
-        .unwrap();
-    assert_eq!(response(&mut client).await.0, 200);
+    assert_eq!(get(&mut client).await, 200);
     until_resting(&proxy, 1).await;
     client
         .write_all(
@@ -171,11 +176,7 @@ async fn a_resting_connection_closes_at_the_idle_timeout_and_when_the_proxy_stop
     let backend = Backend::named("a").await;
     let proxy = proxy_with(&backend, 1.0).await;
     let mut client = TcpStream::connect(proxy.addr).await.unwrap();
-    client
-        .write_all(b"GET / HTTP/1.1\r\nHost: a.example\r\n\r\n")
-        .await
-        .unwrap();
-    assert_eq!(response(&mut client).await.0, 200);
+    assert_eq!(get(&mut client).await, 200);
     let idle_since = Instant::now();
     let mut buf = [0u8; 16];
     let read = tokio::time::timeout(Duration::from_secs(5), client.read(&mut buf)).await;
@@ -192,11 +193,7 @@ async fn a_resting_connection_closes_at_the_idle_timeout_and_when_the_proxy_stop
     // A graceful stop closes a resting connection at once (grace is 30 s).
     let proxy_stopping = proxy_with(&backend, 60.0).await;
     let mut client = TcpStream::connect(proxy_stopping.addr).await.unwrap();
-    client
-        .write_all(b"GET / HTTP/1.1\r\nHost: a.example\r\n\r\n")
-        .await
-        .unwrap();
-    assert_eq!(response(&mut client).await.0, 200);
+    assert_eq!(get(&mut client).await, 200);
     until_resting(&proxy_stopping, 1).await;
     let stopping = Instant::now();
     tokio::time::timeout(Duration::from_secs(5), proxy_stopping.stop())
