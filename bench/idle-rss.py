@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """RSS of proxy processes holding N idle keep-alive client connections.
 
-Usage: idle-rss.py N NAME=PORT:PID[,PID...] ...
+Usage: idle-rss.py [--tls] N NAME=PORT:PID[,PID...] ...
+
+--tls: HTTPS connections (TLS 1.3, SNI site1.example, certificate not
+checked), opened one after another (handshake, request, response).
 
 For each target: read the RSS (sum of the given processes and their
 children), open N connections, send one request on each and read its
@@ -65,7 +68,34 @@ def open_idle(port, n):
     return socks
 
 
+def open_idle_tls(port, n):
+    """n TLS connections, each with one answered request, opened in turn."""
+    import ssl
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    socks = []
+    for _ in range(n):
+        raw = socket.create_connection(("127.0.0.1", port))
+        s = context.wrap_socket(raw, server_hostname="site1.example")
+        s.sendall(REQUEST)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = s.recv(65536)
+            if not chunk:
+                raise SystemExit(f"port {port}: closed before answering")
+            data += chunk
+        socks.append(s)
+    return socks
+
+
 def main():
+    global open_idle
+    args = sys.argv[1:]
+    if args and args[0] == "--tls":
+        args = args[1:]
+        open_idle = open_idle_tls
+    sys.argv = [sys.argv[0]] + args
     n = int(sys.argv[1])
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))

@@ -46,6 +46,8 @@ certificate rsa rsa:2048
 sed -e "s|__TMP__|$TMP|g" bench/configs/backend-nginx.conf > "$TMP/backend-nginx.conf"
 nginx -c "$TMP/backend-nginx.conf" -g 'daemon off;' & PIDS+=($!)
 declare -A RPS CPU
+IDLE=${IDLE:-2000}
+IDLE_TABLE=""
 
 measure() { # scenario key port pid
   local scenario=$1 key=$2 port=$3 pid=$4 out requests rps before after
@@ -93,6 +95,12 @@ for workers in 1 2; do
         sleep 0.1
       done
     done
+    if [ "$cert" = ecdsa ]; then
+      # Idle TLS connections first, while every proxy is fresh.
+      idle_args=()
+      for target in "${TARGETS[@]}"; do idle_args+=("$target=${PORT[$target]}:${PID[$target]}"); done
+      IDLE_TABLE+="$(python3 bench/idle-rss.py --tls "$IDLE" "${idle_args[@]}" | sed "s/^| \([a-z]\)/| $workers | \1/" | grep -v -e '| target |' -e '| --- |')"$'\n'
+    fi
     for scenario in "${SCENARIOS[@]}"; do
       for round in $(seq "$ROUNDS"); do
         echo "workers $workers, $cert, $scenario, round $round"
@@ -124,3 +132,10 @@ for scenario in "${SCENARIOS[@]}"; do
     done
   done
 done
+
+echo
+echo "### RSS with $IDLE idle HTTPS keep-alive connections (ECDSA, fresh processes)"
+echo
+echo "| workers | target | RSS before KiB | RSS with idle KiB | KiB per idle connection |"
+echo "| --- | --- | ---: | ---: | ---: |"
+printf '%s' "$IDLE_TABLE"
