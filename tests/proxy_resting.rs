@@ -99,7 +99,7 @@ async fn an_idle_connection_rests_and_its_next_requests_are_served() {
     // A head split over two writes: a connection that has read part of a
     // head does not rest.
     client.write_all(b"GET /two HTTP/1.1\r\nHo").await.unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
     assert_eq!(resting(&proxy).await, 0, "a half-read head never rests");
     client.write_all(b"st: a.example\r\n\r\n").await.unwrap();
     assert_eq!(
@@ -186,7 +186,7 @@ async fn a_resting_connection_closes_at_the_idle_timeout_and_when_the_proxy_stop
     );
     let after = idle_since.elapsed();
     assert!(
-        after >= Duration::from_millis(900) && after < Duration::from_secs(3),
+        after >= Duration::from_millis(700) && after < Duration::from_secs(3),
         "closed after {after:?}, idle is 1 s"
     );
 
@@ -275,7 +275,16 @@ async fn a_websocket_upgrade_after_a_rest_is_tunnelled() {
         .expect("echo within 5 s")
         .unwrap();
     assert_eq!(&echoed, b"through the tunnel");
+    // Quiet for longer than a connection takes to rest: the tunnel stays.
+    tokio::time::sleep(Duration::from_millis(800)).await;
     assert_eq!(resting(&proxy).await, 0, "a tunnel never rests");
+    client.write_all(b"still there").await.unwrap();
+    let mut echoed = [0u8; 11];
+    tokio::time::timeout(Duration::from_secs(5), client.read_exact(&mut echoed))
+        .await
+        .expect("echo within 5 s")
+        .unwrap();
+    assert_eq!(&echoed, b"still there");
     proxy.stop().await;
 }
 
@@ -300,5 +309,27 @@ async fn a_connection_rests_only_after_half_a_second_without_a_request() {
     }
     until_resting(&proxy, 1).await;
     assert!(answered.elapsed() >= Duration::from_millis(500));
+    proxy.stop().await;
+}
+
+#[tokio::test]
+async fn a_request_the_proxy_answers_itself_also_lets_the_connection_rest() {
+    let backend = Backend::named("a").await;
+    let proxy = proxy_with(&backend, 60.0).await;
+    let mut client = TcpStream::connect(proxy.addr).await.unwrap();
+    // TRACE is answered by the proxy (405) without any backend work: the
+    // request starts and ends between two reads of the connection.
+    client
+        .write_all(b"TRACE / HTTP/1.1\r\nHost: a.example\r\n\r\n")
+        .await
+        .unwrap();
+    assert_eq!(response(&mut client).await.0, 405);
+    until_resting(&proxy, 1).await;
+    assert_eq!(
+        get(&mut client).await,
+        200,
+        "and it serves the next request"
+    );
+    assert_eq!(backend.seen.lock().unwrap().len(), 1);
     proxy.stop().await;
 }

@@ -101,6 +101,8 @@ pub struct ClientIo<T> {
     /// Resting: hyper was told the stream ended so that it lets go of its
     /// buffers; the socket itself stays open.
     resting: bool,
+    /// Requests started on the connection when the phase was last looked at.
+    started_seen: u64,
 }
 
 impl<T> ClientIo<T> {
@@ -121,6 +123,7 @@ impl<T> ClientIo<T> {
             guard: deadlines.refuse_proxy_header.then(Vec::new),
             may_rest: false,
             resting: false,
+            started_seen: 0,
         }
     }
 
@@ -188,9 +191,15 @@ impl<T> ClientIo<T> {
 
     /// Update the phase from the shared in-flight count.
     fn refresh_phase(&mut self) {
+        // A request answered at once (a redirect, a 404, an ACME answer)
+        // may start and end between two reads: it ends the phase too.
+        let started = self.shared.started.load(Ordering::Acquire);
+        let ended_unseen = started != self.started_seen;
+        self.started_seen = started;
         match (self.shared.busy(), self.phase) {
             (true, _) => self.phase = Phase::Busy,
             (false, Phase::Busy) => self.phase = Phase::Idle(Instant::now()),
+            (false, _) if ended_unseen => self.phase = Phase::Idle(Instant::now()),
             (false, _) => {}
         }
     }
@@ -329,13 +338,13 @@ impl<T: AsyncRead + Unpin> AsyncRead for ClientIo<T> {
                 }
                 let at = this.deadline();
                 // Parked reads are woken when the connection turns idle (to
-                // arm its deadline) and, on HTTP/2, when the client has
-                // cancelled too many requests.
-                if at.is_none() || this.protocol == Protocol::Http2 {
-                    this.park(cx);
-                    if this.shared.cancel_flood() {
-                        return cancel_flood();
-                    }
+                // arm its deadline, or rest: also after a request that
+                // started and ended while this read was pending, such as
+                // one the proxy answered itself) and, on HTTP/2, when the
+                // client has cancelled too many requests.
+                this.park(cx);
+                if this.shared.cancel_flood() {
+                    return cancel_flood();
                 }
                 let Some(at) = at else {
                     // The last request may have ended between the phase check and parking.

@@ -23,6 +23,9 @@ pub struct ConnShared {
     /// The client's IP as `X-Forwarded-For` writes it.
     pub peer_ip: PeerIp,
     pub(super) in_flight: AtomicUsize,
+    /// Requests started on this connection so far (a request answered
+    /// before the reader could see it in flight still ends a busy phase).
+    pub(super) started: AtomicU64,
     pub(super) verdicts: Arc<Verdicts>,
     /// Why the wrapper closed the connection, if it did.
     pub(super) refused: OnceLock<Refused>,
@@ -89,6 +92,7 @@ impl ConnShared {
             peer,
             peer_ip: PeerIp::new(peer.ip()),
             in_flight: AtomicUsize::new(0),
+            started: AtomicU64::new(0),
             verdicts: Arc::default(),
             refused: OnceLock::new(),
             parked_reader: Mutex::default(),
@@ -156,6 +160,7 @@ impl ConnShared {
     /// Mark a request as started; the returned guard ends it when dropped
     /// (after the response body has been sent or abandoned).
     pub fn start_request(self: &Arc<Self>) -> InFlight {
+        self.started.fetch_add(1, Ordering::AcqRel);
         self.in_flight.fetch_add(1, Ordering::AcqRel);
         InFlight(Arc::clone(self))
     }

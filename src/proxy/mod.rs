@@ -363,6 +363,10 @@ where
     C: std::future::Future<Output = Result<(), E>>,
 {
     tokio::select! {
+        // The connection first: a request whose bytes are waiting (a
+        // connection just back from rest) is read before the stop, so it
+        // is finished, not cut.
+        biased;
         done = conn.as_mut() => return done,
         () = stopping.cancelled() => {}
     }

@@ -78,6 +78,8 @@ pub fn take_home<T>(home: &Home<T>) -> Option<Box<ClientIo<T>>> {
 pub async fn wake(io: &ClientIo<Prefixed<TcpStream>>, stopping: &CancellationToken) -> bool {
     let deadline = io.idle_deadline();
     tokio::select! {
+        // Bytes that arrived as the deadline or the stop came are served.
+        biased;
         ready = io.get_ref().readable() => ready.is_ok(),
         () = tokio::time::sleep_until(deadline) => false,
         () = stopping.cancelled() => false,

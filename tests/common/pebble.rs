@@ -115,13 +115,14 @@ impl Pebble {
             .spawn()
             .expect("pebble starts");
         self.children = vec![dns_helper, pebble];
-        for _ in 0..100 {
+        // 30 s: a loaded CI machine once needed more than 10.
+        for _ in 0..300 {
             if self.root_pem().await.is_some() {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        panic!("pebble did not start within 10 s");
+        panic!("pebble did not start within 30 s:\n{}", self.log());
     }
 
     /// Pebble's log so far (for a failing test's message).
