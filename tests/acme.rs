@@ -61,34 +61,6 @@ async fn add_domain(switchyard: &Process, name: &str) -> common::Reply {
         .await
 }
 
-/// Poll `GET /api/v1/domains/{name}` until its status is `wanted` (at most
-/// `within`); the domain's JSON and how long it took.
-async fn until_status(
-    switchyard: &Process,
-    name: &str,
-    wanted: &str,
-    within: Duration,
-) -> (serde_json::Value, Duration) {
-    let started = Instant::now();
-    loop {
-        let reply = switchyard
-            .admin
-            .get(&format!("/api/v1/domains/{name}"))
-            .await;
-        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
-        if reply.json["status"] == wanted {
-            return (reply.json, started.elapsed());
-        }
-        assert!(
-            started.elapsed() < within,
-            "{name} not {wanted} within {within:?}: {}\n{}",
-            reply.text,
-            switchyard.log.lock().unwrap().join("\n")
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 fn client_trusting(root_pem: &str) -> std::sync::Arc<rustls::ClientConfig> {
     use rustls::pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
@@ -121,13 +93,9 @@ async fn a_managed_domain_becomes_valid_and_is_served_with_a_chain_from_the_ca()
         "normalized like a routing key"
     );
     assert_eq!(reply.json["status"], "pending");
-    let (domain, took) = until_status(
-        &switchyard,
-        "SHOP.example",
-        "valid",
-        Duration::from_secs(60),
-    )
-    .await;
+    let (domain, took) = switchyard
+        .until_domain_status("SHOP.example", "valid", Duration::from_secs(60))
+        .await;
     println!("shop.example valid {took:?} after it was added");
     assert!(domain["error"].is_null(), "{domain}");
     assert!(
@@ -205,13 +173,9 @@ async fn a_domain_the_ca_cannot_validate_fails_with_its_reason_and_a_next_try() 
     pebble.resolve("elsewhere.example", "127.0.0.2").await;
     let reply = add_domain(&switchyard, "elsewhere.example").await;
     assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
-    let (domain, _) = until_status(
-        &switchyard,
-        "elsewhere.example",
-        "failed",
-        Duration::from_secs(60),
-    )
-    .await;
+    let (domain, _) = switchyard
+        .until_domain_status("elsewhere.example", "failed", Duration::from_secs(60))
+        .await;
     let error = domain["error"].as_str().unwrap();
     assert!(
         error.contains("could not validate elsewhere.example"),
@@ -282,13 +246,9 @@ async fn a_certificate_is_renewed_before_it_expires_and_an_open_connection_keeps
         add_domain(&switchyard, "renew.example").await.status,
         StatusCode::CREATED
     );
-    let (first, _) = until_status(
-        &switchyard,
-        "renew.example",
-        "valid",
-        Duration::from_secs(60),
-    )
-    .await;
+    let (first, _) = switchyard
+        .until_domain_status("renew.example", "valid", Duration::from_secs(60))
+        .await;
     let client = client_trusting(&pebble.root_pem().await.unwrap());
     let tls = switchyard.tls.unwrap();
     let before = served_leaf(&client, tls, "renew.example").await;
@@ -388,7 +348,9 @@ async fn two_nodes_on_one_database_order_once_and_both_serve_the_certificate() {
         add_domain(&two, "both.example").await.status,
         StatusCode::CREATED
     );
-    let (domain, took) = until_status(&one, "both.example", "valid", Duration::from_secs(60)).await;
+    let (domain, took) = one
+        .until_domain_status("both.example", "valid", Duration::from_secs(60))
+        .await;
     println!("valid on both nodes {took:?} after it was added on node two");
     assert_eq!(domain["orders"], 1, "one order for both nodes: {domain}");
     let client = client_trusting(&pebble.root_pem().await.unwrap());

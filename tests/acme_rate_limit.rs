@@ -164,27 +164,6 @@ async fn stub_ca(ca: Arc<Ca>, pki: &TestCa) -> String {
     format!("{base}/directory")
 }
 
-/// Poll the domain until it is `failed`; its JSON.
-async fn failed_domain(switchyard: &Process, name: &str) -> serde_json::Value {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let reply = switchyard
-            .admin
-            .get(&format!("/api/v1/domains/{name}"))
-            .await;
-        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
-        if reply.json["status"] == "failed" {
-            return reply.json;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{name} never failed: {}",
-            reply.text
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 /// Seconds from now to the domain's `retry_at`.
 fn retry_in(domain: &serde_json::Value) -> i64 {
     let at = humantime::parse_rfc3339(domain["retry_at"].as_str().unwrap()).unwrap();
@@ -245,7 +224,9 @@ async fn a_refused_order_waits_as_long_as_the_ca_says_within_bounds() {
             .call(Method::POST, "/api/v1/domains", Some(json!({"name": name})))
             .await;
         assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
-        let domain = failed_domain(&switchyard, name).await;
+        let (domain, _) = switchyard
+            .until_domain_status(name, "failed", Duration::from_secs(30))
+            .await;
         let error = domain["error"].as_str().unwrap();
         assert!(error.contains(says), "{name}: {error}");
         let wait = retry_in(&domain);

@@ -9,6 +9,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::raw::read_head;
 use common::{Backend, Proxy};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -38,21 +39,10 @@ async fn until_resting(proxy: &Proxy, wanted: u64) {
 
 /// Read one response (head and a `Content-Length` body): status and body.
 async fn response(stream: &mut TcpStream) -> (u16, String) {
-    let mut got = Vec::new();
-    let mut byte = [0u8; 1];
-    while !got.ends_with(b"\r\n\r\n") {
-        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut byte))
-            .await
-            .expect("a response within 5 s")
-            .unwrap();
-        assert_eq!(
-            n,
-            1,
-            "closed mid-head after {:?}",
-            String::from_utf8_lossy(&got)
-        );
-        got.push(byte[0]);
-    }
+    let got = tokio::time::timeout(Duration::from_secs(5), read_head(stream))
+        .await
+        .expect("a response within 5 s")
+        .expect("a whole head before the connection closed");
     let head = String::from_utf8(got).unwrap();
     let status = head[9..12].parse().unwrap();
     let length: usize = head
@@ -214,14 +204,9 @@ async fn upgrading_backend() -> std::net::SocketAddr {
         while let Ok((mut stream, _)) = listener.accept().await {
             tokio::spawn(async move {
                 loop {
-                    let mut head = Vec::new();
-                    let mut byte = [0u8; 1];
-                    while !head.ends_with(b"\r\n\r\n") {
-                        if stream.read(&mut byte).await.unwrap_or(0) == 0 {
-                            return;
-                        }
-                        head.push(byte[0]);
-                    }
+                    let Some(head) = read_head(&mut stream).await else {
+                        return;
+                    };
                     let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
                     if !head.contains("upgrade: websocket") {
                         let reply = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nplain";

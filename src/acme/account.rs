@@ -56,7 +56,6 @@ async fn register(config: &config::Acme, store: &Store) -> Result<Account, Order
     let key = Key::from_pkcs8_der(PrivatePkcs8KeyDer::from(der.as_slice()))
         .map_err(|e| refused("the ACME account key", e.to_string()))?;
     let der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(der));
-    super::client::forget();
     let (account, _) = builder
         .create_from_key((key, der), config.directory.clone())
         .await
@@ -65,8 +64,6 @@ async fn register(config: &config::Acme, store: &Store) -> Result<Account, Order
         if let Err(err) = account.update_contacts(&[contact.as_str()]).await {
             tracing::warn!(%err, "ACME: cannot set the account's contact");
         }
-        // Its refusal is only logged: it says nothing about the order.
-        super::client::forget();
     }
     tracing::info!(directory = %config.directory, "ACME: account ready");
     Ok(account)

@@ -3,9 +3,13 @@
 //! so that a `Retry-After` on a CA's *error* response is not lost.
 //! `instant-acme` reads `Retry-After` only on success paths; a CA that
 //! rate-limits us (RFC 8555 §6.6: `429` + `Retry-After`) says when to come
-//! back, and the order's failure must carry it. The time is written to a
-//! slot owned by the task that runs the order ([`remembering`]), so orders
-//! running side by side never see each other's.
+//! back, and the order's failure must carry it. Every response the CA
+//! sends sets a slot owned by the task that runs the order
+//! ([`remembering`]): its `Retry-After` if it is a refusal, else nothing.
+//! A failed step stops at the refusal that failed it, so the slot holds
+//! that refusal's time; one that was retried or only logged is overwritten
+//! by the next response. Orders running side by side never see each
+//! other's.
 
 use std::cell::Cell;
 use std::future::Future;
@@ -31,14 +35,8 @@ pub async fn remembering<T>(work: impl Future<Output = T>) -> T {
     CA_RETRY_AFTER.scope(Cell::new(None), work).await
 }
 
-/// Forget what an earlier step heard (a step starts; a refusal that was
-/// retried or ignored must not set the next failure's time).
-pub fn forget() {
-    let _ = CA_RETRY_AFTER.try_with(|slot| slot.set(None));
-}
-
-/// The `Retry-After` of the refusal the current step just got, if any;
-/// the slot is emptied.
+/// The `Retry-After` of the CA's last response (a refusal), if any; the
+/// slot is emptied.
 pub fn take() -> Option<SystemTime> {
     CA_RETRY_AFTER.try_with(Cell::take).ok().flatten()
 }
@@ -77,8 +75,8 @@ pub fn for_ca(ca_file: Option<&std::path::Path>) -> Result<Box<dyn HttpClient>, 
     Ok(Box::new(SeesRetryAfter(Box::new(inner))))
 }
 
-/// Passes every exchange through, noting the `Retry-After` of error
-/// responses in the running order's slot.
+/// Passes every exchange through, noting in the running order's slot the
+/// `Retry-After` of a refusal, or that the last response was none.
 struct SeesRetryAfter(Box<dyn HttpClient>);
 
 impl HttpClient for SeesRetryAfter {
@@ -90,12 +88,12 @@ impl HttpClient for SeesRetryAfter {
         Box::pin(async move {
             let response = exchange.await?;
             let status = response.parts.status;
-            if status.is_client_error() || status.is_server_error() {
-                if let Some(at) = retry_after(&response.parts.headers, SystemTime::now()) {
-                    // Outside an order (nothing to tell): ignored.
-                    let _ = CA_RETRY_AFTER.try_with(|slot| slot.set(Some(at)));
-                }
-            }
+            let refused = status.is_client_error() || status.is_server_error();
+            let at = refused
+                .then(|| retry_after(&response.parts.headers, SystemTime::now()))
+                .flatten();
+            // Outside an order (nothing to tell): ignored.
+            let _ = CA_RETRY_AFTER.try_with(|slot| slot.set(at));
             Ok(response)
         })
     }

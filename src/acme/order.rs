@@ -103,16 +103,11 @@ where
     F: std::future::Future<Output = Result<(), String>>,
 {
     let identifiers = [Identifier::Dns(domain.to_owned())];
-    // Before each step that talks to the CA: what an earlier, retried or
-    // ignored, refusal said is not this step's.
-    let forget = super::client::forget;
-    forget();
     let mut order = account
         .new_order(&NewOrder::new(&identifiers))
         .await
         .map_err(|e| OrderFailed::new("the CA refused the order", e))?;
     let mut authorizations = order.authorizations();
-    forget();
     while let Some(authorization) = authorizations.next().await {
         let mut authorization =
             authorization.map_err(|e| OrderFailed::new("reading the authorization", e))?;
@@ -132,14 +127,11 @@ where
         publish(challenge.token.clone(), answer.as_str().to_owned())
             .await
             .map_err(|e| OrderFailed::said(format!("publishing the challenge answer: {e}")))?;
-        forget();
         challenge
             .set_ready()
             .await
             .map_err(|e| OrderFailed::new("the CA refused the challenge", e))?;
-        forget();
     }
-    forget();
     let status = order
         .poll_ready(&RetryPolicy::new().timeout(VALIDATION))
         .await
@@ -147,12 +139,10 @@ where
     if status != OrderStatus::Ready {
         return Err(OrderFailed::said(why_invalid(&mut order, domain).await));
     }
-    forget();
     let key_pem = order
         .finalize()
         .await
         .map_err(|e| OrderFailed::new("finalizing", e))?;
-    forget();
     let chain_pem = order
         .poll_certificate(&RetryPolicy::new().timeout(ISSUANCE))
         .await

@@ -172,21 +172,14 @@ impl<T> ClientIo<T> {
         quiet.then_some(since)
     }
 
-    /// Whether hyper can let go of this connection now: it could rest and
-    /// has been idle for [`REST_AFTER`]. Then what only a working
-    /// connection needs is given back.
-    fn rest_now(&mut self) -> bool {
-        let idle = self
-            .could_rest()
-            .is_some_and(|since| since.elapsed() >= REST_AFTER);
-        if idle {
-            self.resting = true;
-            self.timer = None;
-            self.timer_at = None;
-            self.sniffed = Vec::new();
-            self.write_stall.release();
-        }
-        idle
+    /// hyper lets go of this connection: what only a working connection
+    /// needs is given back.
+    fn start_resting(&mut self) {
+        self.resting = true;
+        self.timer = None;
+        self.timer_at = None;
+        self.sniffed = Vec::new();
+        self.write_stall.release();
     }
 
     /// Update the phase from the shared in-flight count.
@@ -246,12 +239,8 @@ impl<T> ClientIo<T> {
         }
     }
 
-    /// The deadline for a pending read, if one applies now (or the moment
-    /// an idle connection may rest, which comes first).
-    fn deadline(&mut self) -> Option<Instant> {
-        if let Some(since) = self.could_rest() {
-            return Some((since + REST_AFTER).min(since + self.deadlines.idle));
-        }
+    /// The deadline for a pending read, if one applies now.
+    fn deadline(&self) -> Option<Instant> {
         match self.phase {
             Phase::Busy if self.protocol == Protocol::Http2 => self
                 .shared
@@ -331,12 +320,17 @@ impl<T: AsyncRead + Unpin> AsyncRead for ClientIo<T> {
                 Poll::Ready(Err(e))
             }
             Poll::Pending => {
-                if this.rest_now() {
-                    // An end of stream to hyper: it ends the connection
-                    // cleanly (between requests) and drops its buffers.
-                    return Poll::Ready(Ok(()));
-                }
-                let at = this.deadline();
+                let at = match this.could_rest() {
+                    Some(since) if since.elapsed() >= REST_AFTER => {
+                        // An end of stream to hyper: it ends the connection
+                        // cleanly (between requests) and drops its buffers.
+                        this.start_resting();
+                        return Poll::Ready(Ok(()));
+                    }
+                    // Wake up when it may rest (or its idle time is over).
+                    Some(since) => Some((since + REST_AFTER).min(since + this.deadlines.idle)),
+                    None => this.deadline(),
+                };
                 // Parked reads are woken when the connection turns idle (to
                 // arm its deadline, or rest: also after a request that
                 // started and ended while this read was pending, such as

@@ -23,6 +23,31 @@ pub struct Process {
 }
 
 impl Process {
+    /// Poll `GET /api/v1/domains/{name}` until its status is `wanted` (at
+    /// most `within`); the domain's JSON and how long it took.
+    pub async fn until_domain_status(
+        &self,
+        name: &str,
+        wanted: &str,
+        within: Duration,
+    ) -> (serde_json::Value, Duration) {
+        let started = std::time::Instant::now();
+        loop {
+            let reply = self.admin.get(&format!("/api/v1/domains/{name}")).await;
+            assert_eq!(reply.status, http::StatusCode::OK, "{}", reply.text);
+            if reply.json["status"] == wanted {
+                return (reply.json, started.elapsed());
+            }
+            assert!(
+                started.elapsed() < within,
+                "{name} not {wanted} within {within:?}: {}\n{}",
+                reply.text,
+                self.log.lock().unwrap().join("\n")
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Start `switchyard --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0
     /// --database sqlite://<temp dir> <args>` and wait until it is ready.
     pub async fn start(args: &[&str]) -> Process {

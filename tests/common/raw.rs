@@ -10,6 +10,20 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+/// Read one head, byte by byte, up to and including its blank line (no
+/// byte past it is consumed); `None` if the peer closes or fails first.
+pub async fn read_head(stream: &mut TcpStream) -> Option<Vec<u8>> {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if stream.read(&mut byte).await.unwrap_or(0) == 0 {
+            return None;
+        }
+        head.push(byte[0]);
+    }
+    Some(head)
+}
+
 /// How the recording backend answers one request it parsed.
 pub type Reply = Arc<dyn Fn(&ParsedRequest) -> Vec<u8> + Send + Sync>;
 
