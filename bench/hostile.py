@@ -10,7 +10,12 @@ installs nginx-light if needed and builds the release binary):
 For every attack a fresh switchyard is started (its Lua config is written
 by this script, see CONFIG below) in front of a quick nginx backend
 (bench/configs/hostile-backend.conf, the benchmark backend plus /big,
-/upload and /status). A separate victim process (this file, --victim) sends
+/upload and /status) on ports 19611-19613, and a second such nginx on
+19614, in the pool only for the "(other backend)" attacks: there the
+attacked site's Host is one the proxy sends to 19614 and the victims' one
+the proxy sends to the shared backend (both found by asking the proxy,
+X-Backend-Port), so the two share the proxy and nothing else. A separate
+victim process (this file, --victim) sends
 steady traffic for the whole timeline:
 
   keep-alive  200 req/s over 20 keep-alive HTTP/1.1 connections to the proxy
@@ -53,14 +58,25 @@ ROOT = os.path.dirname(HERE)
 HOST = "127.0.0.1"
 PROXY_PORT = 19621
 BACKEND_PORTS = (19611, 19612, 19613)
-STATUS_URL = "http://127.0.0.1:19611/status"
-REQ = b"GET / HTTP/1.1\r\nHost: site1.example\r\n\r\n"
-REQ_CLOSE = b"GET / HTTP/1.1\r\nHost: site1.example\r\nConnection: close\r\n\r\n"
+# A backend process of its own, in the pool only for the attacks that put
+# the attacked site there ("other backend"): then the victims' site and the
+# attacker's site share the proxy and nothing else.
+OWN_BACKEND_PORT = 19614
+STATUS_URLS = ("http://127.0.0.1:19611/status", "http://127.0.0.1:19614/status")
+# The Hosts of the victims' and the attacker's requests; the "other backend"
+# attacks choose both by asking the proxy where it sends candidates.
+VICTIM_HOST = "site1.example"
+ATTACK_HOST = "site1.example"
+
+
+def request(host, close=False):
+    return (f"GET / HTTP/1.1\r\nHost: {host}\r\n" + ("Connection: close\r\n" if close else "") + "\r\n").encode()
+
 
 CONFIG = """-- written by bench/hostile.py
 return {{
   listen = "127.0.0.1:{port}",
-  backends = {{ "127.0.0.1:19611", "127.0.0.1:19612", "127.0.0.1:19613" }},
+  backends = {{ {backends} }},
   access_log = {{ enabled = false }},
   timeouts = {{ header_read = {header_read}, idle = {idle}, body_idle = {body_idle}, backend_idle = {backend_idle} }},
   limits = {{ max_connections = {max_connections}, h2_max_streams = 100{extra_limits} }},
@@ -88,7 +104,7 @@ http {{
   keepalive_requests 1000000;
   upstream backends {{
     hash $host consistent;
-    server 127.0.0.1:19611; server 127.0.0.1:19612; server 127.0.0.1:19613;
+    {servers}
     keepalive 256;
     keepalive_timeout {backend_idle}s;
   }}
@@ -123,9 +139,7 @@ frontend routing
 backend pool
   balance hdr(host)
   hash-type consistent
-  server b1 127.0.0.1:19611
-  server b2 127.0.0.1:19612
-  server b3 127.0.0.1:19613
+{servers}
 """,
 }
 
@@ -226,14 +240,51 @@ def sockstat(field):
 
 
 def backend_counters():
-    """(connections accepted, requests) so far, from the backend's stub_status."""
+    """(connections accepted, requests) so far, from the backends' stub_status."""
     try:
-        with urllib.request.urlopen(STATUS_URL, timeout=2) as r:
-            text = r.read().decode()
-        accepts, _, requests = text.splitlines()[2].split()
-        return int(accepts), int(requests)
+        total = [0, 0]
+        for url in STATUS_URLS:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                text = r.read().decode()
+            accepts, _, requests = text.splitlines()[2].split()
+            total[0] += int(accepts)
+            total[1] += int(requests)
+        return tuple(total)
     except Exception:
         return None
+
+
+def backend_port_of(host):
+    """Which backend port the proxy sends `host` to (the backend's X-Backend-Port)."""
+    with socket.create_connection((HOST, PROXY_PORT), timeout=5) as sock:
+        sock.sendall(request(host, close=True))
+        head = b""
+        while b"\r\n\r\n" not in head:
+            data = sock.recv(4096)
+            if not data:
+                break
+            head += data
+    for line in head.split(b"\r\n"):
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"x-backend-port":
+            return int(value)
+    raise SystemExit(f"no X-Backend-Port in the answer for {host}: {head[:200]!r}")
+
+
+def choose_hosts():
+    """A victims' Host on the shared backend and an attacker's Host on the
+    attacked site's own backend, as this proxy's hashing places them."""
+    victim = attacker = None
+    for i in range(1, 400):
+        host = f"site{i}.example"
+        port = backend_port_of(host)
+        if port == OWN_BACKEND_PORT and attacker is None:
+            attacker = host
+        elif port != OWN_BACKEND_PORT and victim is None:
+            victim = host
+        if victim and attacker:
+            return victim, attacker
+    raise SystemExit("no Host of site1..site399.example lands on the attacked site's own backend")
 
 
 def raise_nofile():
@@ -293,7 +344,7 @@ async def victim_keepalive(kind, port, conns, rate, start, end, out):
                 if conn is None:
                     conn = await asyncio.wait_for(asyncio.open_connection(HOST, port), 5)
                 reader, writer = conn
-                writer.write(REQ)
+                writer.write(request(VICTIM_HOST))
                 status = await asyncio.wait_for(read_response(reader), 5)
                 out.append((kind, sched, mono() - sched if status == 200 else None))
             except Exception:
@@ -312,7 +363,7 @@ async def victim_newconn(port, rate, start, end, out, timeout=10):
         writer = None
         try:
             reader, writer = await asyncio.wait_for(asyncio.open_connection(HOST, port), timeout)
-            writer.write(REQ_CLOSE)
+            writer.write(request(VICTIM_HOST, close=True))
             left = timeout - (mono() - sched)
             status = await asyncio.wait_for(read_response(reader), max(left, 0.01))
             out.append(("new", sched, mono() - sched if status == 200 else None))
@@ -334,6 +385,8 @@ async def victim_newconn(port, rate, start, end, out, timeout=10):
 
 
 async def victim_main(args):
+    global VICTIM_HOST
+    VICTIM_HOST = args.host
     out = []
     start, end = args.start, args.end
     await asyncio.gather(
@@ -519,7 +572,7 @@ async def slow_reader(st, n=300, every=1.0, chunk=64):
                     async with asyncio.timeout(30):
                         await loop.sock_connect(sock, (HOST, PROXY_PORT))
                 st.inc("connections")
-                await loop.sock_sendall(sock, b"GET /big HTTP/1.1\r\nHost: site1.example\r\n\r\n")
+                await loop.sock_sendall(sock, f"GET /big HTTP/1.1\r\nHost: {ATTACK_HOST}\r\n\r\n".encode())
                 t0 = mono()
                 while not stop.is_set():
                     data = await loop.sock_recv(sock, chunk)
@@ -549,7 +602,7 @@ async def idle_conns(st, n=10000):
             return
         writers.append(writer)
         try:
-            writer.write(REQ)
+            writer.write(request(ATTACK_HOST))
             async with asyncio.timeout(30):
                 await read_response(reader)
             st.inc("open and idle")
@@ -702,6 +755,12 @@ ATTACKS = [
      lambda st: slow_reader(st, 100), {}),
     ("slow reader ×300", "300 GET /big (8 MiB), SO_RCVBUF 4 KiB, 64 bytes read per second",
      lambda st: slow_reader(st, 300), {}),
+    ("slow reader ×100 (other backend)", "as slow reader ×100, the attacked site on a backend process "
+     "of its own (a 4th pool member), the victims' site on the shared one",
+     lambda st: slow_reader(st, 100), {"own_backend": True}),
+    ("slow reader ×300 (other backend)", "as slow reader ×300, the attacked site on a backend process "
+     "of its own (a 4th pool member), the victims' site on the shared one",
+     lambda st: slow_reader(st, 300), {"own_backend": True}),
     ("10k idle", "10,000 keep-alive connections, one request answered on each, then idle "
      "(max_connections = 12,000)", idle_conns, {"max_connections": 12000}),
     ("flood", "5,000 silent connections at once, reconnecting when closed "
@@ -778,16 +837,28 @@ class Run:
         self.bin = args.bin
 
     def start_backend(self):
-        with open(os.path.join(HERE, "configs", "hostile-backend.conf")) as f:
-            conf = f.read().replace("__TMP__", self.tmp)
-        path = os.path.join(self.tmp, "backend.conf")
-        with open(path, "w") as f:
-            f.write(conf)
         with open(os.path.join(self.tmp, "big.bin"), "wb") as f:
             f.write(os.urandom(8 << 20))
-        self.backend = subprocess.Popen(["nginx", "-c", path, "-g", "daemon off;"],
-                                        preexec_fn=child_setup)
-        wait_port(BACKEND_PORTS[0])
+        self.backends = []  # each one as it starts: all are stopped after a failure
+        self.backend = self.nginx_backend("backend", BACKEND_PORTS)
+        self.nginx_backend("own-backend", (OWN_BACKEND_PORT,))
+
+    def nginx_backend(self, name, ports):
+        with open(os.path.join(HERE, "configs", "hostile-backend.conf")) as f:
+            conf = f.read()
+        listen = " ".join(f"listen {HOST}:{port} backlog=4096;" for port in ports)
+        conf = conf.replace("__TMP__", self.tmp).replace("__NAME__", name).replace("__LISTEN__", listen)
+        path = os.path.join(self.tmp, f"{name}.conf")
+        with open(path, "w") as f:
+            f.write(conf)
+        proc = subprocess.Popen(["nginx", "-c", path, "-g", "daemon off;"], preexec_fn=child_setup)
+        self.backends.append(proc)
+        wait_port(ports[0], proc)
+        return proc
+
+    @staticmethod
+    def pool(cfg):
+        return BACKEND_PORTS + ((OWN_BACKEND_PORT,) if cfg.get("own_backend") else ())
 
     def start_proxy(self, name, overrides):
         cfg = dict(BASE_CONFIG, **overrides)
@@ -797,7 +868,8 @@ class Run:
         path = os.path.join(self.tmp, f"{slug}.lua")
         with open(path, "w") as f:
             extra = "".join(f", {field}" for field in EXTRA_LIMITS)
-            f.write(CONFIG.format(port=PROXY_PORT, extra_limits=extra, **cfg))
+            backends = ", ".join(f'"{HOST}:{port}"' for port in self.pool(cfg))
+            f.write(CONFIG.format(port=PROXY_PORT, extra_limits=extra, backends=backends, **cfg))
         self.log_path = os.path.join(self.tmp, f"{slug}.log")
         self.log = open(self.log_path, "w")
         db = os.path.join(self.tmp, f"{slug}.db")
@@ -814,7 +886,11 @@ class Run:
         slug = name.replace(" ", "-").replace("/", "")
         # HAProxy needs two fds per connection and refuses to start past the fd limit
         fd_bound_maxconn = min(cfg["max_connections"], resource.getrlimit(resource.RLIMIT_NOFILE)[0] // 2 - 10)
-        conf = PEER_CONFIGS[self.args.proxy].format(port=PROXY_PORT, tmp=self.tmp,
+        if self.args.proxy == "nginx":
+            servers = " ".join(f"server {HOST}:{port};" for port in self.pool(cfg))
+        else:
+            servers = "\n".join(f"  server b{i} {HOST}:{port}" for i, port in enumerate(self.pool(cfg), 1))
+        conf = PEER_CONFIGS[self.args.proxy].format(port=PROXY_PORT, tmp=self.tmp, servers=servers,
                                                     fd_bound_maxconn=fd_bound_maxconn, **cfg)
         path = os.path.join(self.tmp, f"{slug}.{self.args.proxy}.conf")
         with open(path, "w") as f:
@@ -830,9 +906,15 @@ class Run:
         return proxy
 
     async def attack(self, name, params, fn, overrides):
+        global VICTIM_HOST, ATTACK_HOST
         proxy, cfg = self.start_proxy(name, overrides)
         self.children = [proxy]
         try:
+            if cfg.get("own_backend"):
+                VICTIM_HOST, ATTACK_HOST = choose_hosts()
+                cfg = dict(cfg, victim_host=VICTIM_HOST, attack_host=ATTACK_HOST)
+            else:
+                VICTIM_HOST = ATTACK_HOST = "site1.example"
             return await self.measure(name, params, fn, proxy, cfg)
         finally:
             for child in self.children:  # after an error: nothing left running
@@ -859,10 +941,10 @@ class Run:
         vout = os.path.join(self.tmp, "victim.json")
         victim = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--victim",
                                    "--port", str(PROXY_PORT), "--start", repr(t0), "--end", repr(again_end),
-                                   "--out", vout], preexec_fn=child_setup)
+                                   "--host", VICTIM_HOST, "--out", vout], preexec_fn=child_setup)
         self.children.append(victim)
         samples = []
-        backend_pids = [self.backend.pid] + children(self.backend.pid)
+        backend_pids = [pid for b in self.backends for pid in [b.pid] + children(b.pid)]
 
         async def sampler():
             while True:
@@ -895,8 +977,8 @@ class Run:
             await asyncio.sleep(0.1)
         sampling.cancel()
         alive = proxy.poll() is None
-        if self.backend.poll() is not None:
-            raise SystemExit(f"the backend (nginx) exited during {name}; see {self.tmp}/backend-error.log")
+        if any(b.poll() is not None for b in self.backends):
+            raise SystemExit(f"a backend (nginx) exited during {name}; see {self.tmp}/*backend-error.log")
         proxy.terminate()
         try:
             proxy.wait(10)
@@ -943,9 +1025,11 @@ class Run:
         victims_in_attack = sum(1 for k, t, _ in records if atk_start <= t < stopped)
         if req0 and req1:
             # Requests: minus the victims' (all of them reach the backend) and
-            # the stub_status request itself. Connections: the victims' are
-            # kept alive, so these are the proxy's new backend connections.
-            res["backend_seen"] = (req1[1] - req0[1] - victims_in_attack - 1, req1[0] - req0[0] - 1)
+            # the last snapshot's stub_status requests (one per backend).
+            # Connections: minus those too; the victims' are kept alive, so
+            # the rest are the proxy's new backend connections.
+            res["backend_seen"] = (req1[1] - req0[1] - victims_in_attack - len(STATUS_URLS),
+                                   req1[0] - req0[0] - len(STATUS_URLS))
         else:
             res["backend_seen"] = None
         res["stats"] = {"counters": st.c,
@@ -1040,16 +1124,16 @@ def median_result(results):
 async def main_async(args):
     global CONNECT_SLOTS
     CONNECT_SLOTS = asyncio.Semaphore(256)
-    for port in BACKEND_PORTS + (PROXY_PORT,):
+    for port in BACKEND_PORTS + (OWN_BACKEND_PORT, PROXY_PORT):
         with socket.socket() as sock:
             if sock.connect_ex((HOST, port)) == 0:
                 raise SystemExit(f"port {port} is in use (another bench/hostile.py running?)")
     tmp = tempfile.mkdtemp(prefix="hostile-")
     os.chmod(tmp, 0o755)
     run = Run(args, tmp)
-    run.start_backend()
     results = {}
     try:
+        run.start_backend()
         for rnd in range(args.rounds):
             for name, params, fn, overrides in ATTACKS:
                 if args.only and name not in args.only:
@@ -1074,8 +1158,9 @@ async def main_async(args):
                     print("  proxy log:", *r["log_sample"], sep="\n    ", flush=True)
                 await asyncio.sleep(1)
     finally:
-        run.backend.terminate()
-        run.backend.wait()
+        for backend in getattr(run, "backends", ()):
+            backend.terminate()
+            backend.wait()
         if not args.keep:
             shutil.rmtree(tmp, ignore_errors=True)
     return results
@@ -1087,6 +1172,7 @@ def main():
     p.add_argument("--port", type=int, default=PROXY_PORT, help=argparse.SUPPRESS)
     p.add_argument("--start", type=float, help=argparse.SUPPRESS)
     p.add_argument("--end", type=float, help=argparse.SUPPRESS)
+    p.add_argument("--host", default=VICTIM_HOST, help=argparse.SUPPRESS)
     p.add_argument("--out", help="markdown report (default: print only)")
     p.add_argument("--bin", default=os.path.join(ROOT, "target", "release", "switchyard"))
     p.add_argument("--only", type=lambda s: s.split(","), help="comma-separated attack names")

@@ -75,6 +75,7 @@ return {
     min_body_rate = 500,            -- bytes/s a request body must keep up (0: none)
     backend_recv_buffer = 262144,   -- SO_RCVBUF of backend connections (0: kernel)
     client_send_buffer = 0,         -- SO_SNDBUF of client connections (0: kernel)
+    client_unsent_buffer = 131072,  -- unsent bytes a client socket holds (0: system default)
   },
   failover = {
     tries = 2,                      -- candidates tried when connecting fails

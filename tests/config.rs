@@ -133,6 +133,10 @@ fn validation_refuses_bad_values_with_the_key_name() {
         "limits.backend_recv_buffer",
     );
     check(
+        "return { limits = { client_unsent_buffer = 2147483648 } }",
+        "limits.client_unsent_buffer must be at most 2147483647",
+    );
+    check(
         "return { limits = { max_connections = 9223372036854775807 } }",
         "limits.max_connections must be at most",
     );

@@ -272,3 +272,96 @@ async fn socket_buffers_follow_the_limits() {
     }
     proxy.stop().await;
 }
+
+/// Bytes queued in the proxy's socket towards `client_port` and not yet
+/// acknowledged by the client (`ss`'s Send-Q).
+fn queued_towards(proxy_port: u16, client_port: u16) -> u64 {
+    let out = std::process::Command::new("ss")
+        .args(["-tnH", "state", "established"])
+        .arg(format!(
+            "( sport = :{proxy_port} and dport = :{client_port} )"
+        ))
+        .output()
+        .expect("ss (iproute2) runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let fields: Vec<&str> = text.split_whitespace().collect();
+    fields
+        .get(1)
+        .and_then(|q| q.parse().ok())
+        .unwrap_or_else(|| panic!("no Send-Q in {text:?}"))
+}
+
+/// What one client that stops reading an 8 MiB download leaves queued in
+/// the proxy's socket, and whether the whole body still arrives when it
+/// reads again.
+async fn queued_for_a_stalled_reader(unsent_limit: u32) -> u64 {
+    const SIZE: usize = 8 << 20;
+    let pattern = |i: usize| (i % 251) as u8;
+    let backend = Backend::with_handler(move |_| async move {
+        let body: Vec<u8> = (0..SIZE).map(pattern).collect();
+        hyper::Response::new(common::text(body))
+    })
+    .await;
+    let proxy = Proxy::start_with(&[backend.addr], |s| {
+        s.limits.client_unsent_buffer = unsent_limit;
+    })
+    .await;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut client = socket.connect(proxy.addr).await.unwrap();
+    client
+        .write_all(b"GET /big HTTP/1.1\r\nHost: a.example\r\n\r\n")
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let body_start = loop {
+        let n = client.read(&mut buf).await.unwrap();
+        assert!(n > 0, "closed before the head");
+        got.extend_from_slice(&buf[..n]);
+        if let Some(end) = switchyard::proxy::framing::head_end(&got) {
+            break end;
+        }
+    };
+    // The client stops reading; the proxy writes until its socket takes
+    // no more. Wait until the queue stops growing.
+    let port = client.local_addr().unwrap().port();
+    let mut queued = 0;
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let now = queued_towards(proxy.addr.port(), port);
+        if now == queued && now > 0 {
+            break;
+        }
+        queued = now;
+    }
+    // Reading again, every byte arrives in order.
+    let mut body = got.split_off(body_start);
+    while body.len() < SIZE {
+        let n = client.read(&mut buf).await.unwrap();
+        assert!(n > 0, "closed after {} bytes", body.len());
+        body.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(body.len(), SIZE);
+    assert!(
+        body.iter().enumerate().all(|(i, &b)| b == pattern(i)),
+        "body intact"
+    );
+    proxy.stop().await;
+    queued
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_holds_only_the_unsent_limit() {
+    let limited = queued_for_a_stalled_reader(64 * 1024).await;
+    // The largest value: no limit, whatever the system's default.
+    let unlimited = queued_for_a_stalled_reader(i32::MAX as u32).await;
+    println!("queued towards a stalled reader: {limited} B limited, {unlimited} B without a limit");
+    // In flight to a client with a 4 KiB window is small; the rest is the
+    // unsent queue, which the limit bounds (plus the write that crossed it).
+    assert!(limited <= 64 * 1024 + 192 * 1024, "{limited} B queued");
+    assert!(
+        unlimited > 4 * limited,
+        "without the limit the kernel takes more: {unlimited} B vs {limited} B"
+    );
+}

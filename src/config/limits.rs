@@ -78,6 +78,14 @@ pub struct Limits {
     /// the kernel's autotuning (up to `net.ipv4.tcp_wmem`, 4 MiB on
     /// Debian). Bounds what each slow reader holds in kernel memory.
     pub client_send_buffer: u32,
+    /// Most bytes of a response waiting unsent in a client connection's
+    /// socket (`TCP_NOTSENT_LOWAT`): the proxy writes more only as the
+    /// unsent queue drains. Bytes in flight do not count, so a fast distant
+    /// client keeps its speed, while a client that stops reading holds
+    /// about this much unsent, not the kernel's whole send buffer. `0`: the
+    /// system's default (`net.ipv4.tcp_notsent_lowat`, no limit unless
+    /// tuned).
+    pub client_unsent_buffer: u32,
 }
 
 impl Default for Limits {
@@ -90,6 +98,7 @@ impl Default for Limits {
             min_body_rate: 500,
             backend_recv_buffer: 256 * 1024,
             client_send_buffer: 0,
+            client_unsent_buffer: 128 * 1024,
         }
     }
 }

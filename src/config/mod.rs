@@ -260,6 +260,8 @@ pub struct ProxySettings {
     pub backend_recv_buffer: Option<u32>,
     /// `SO_SNDBUF` of client connections (`None`: the kernel's).
     pub client_send_buffer: Option<u32>,
+    /// `TCP_NOTSENT_LOWAT` of client connections (`None`: no limit).
+    pub client_unsent_buffer: Option<u32>,
     pub h2_max_streams: u32,
     pub tries: usize,
     pub reload_scope: ReloadScope,
@@ -342,10 +344,11 @@ impl Settings {
         for (name, size) in [
             ("backend_recv_buffer", l.backend_recv_buffer),
             ("client_send_buffer", l.client_send_buffer),
+            ("client_unsent_buffer", l.client_unsent_buffer),
         ] {
             if i32::try_from(size).is_err() {
                 return Err(ConfigError::Invalid(format!(
-                    "limits.{name} must be at most 2147483647 (bytes; 0: the kernel's autotuning)"
+                    "limits.{name} must be at most 2147483647 (bytes; 0: the system's default)"
                 )));
             }
         }
@@ -407,6 +410,7 @@ impl Settings {
             min_body_rate: l.min_body_rate,
             backend_recv_buffer: (l.backend_recv_buffer > 0).then_some(l.backend_recv_buffer),
             client_send_buffer: (l.client_send_buffer > 0).then_some(l.client_send_buffer),
+            client_unsent_buffer: (l.client_unsent_buffer > 0).then_some(l.client_unsent_buffer),
             h2_max_streams: l.h2_max_streams,
             tries: self.failover.tries,
             reload_scope: if control_hosts.is_empty() {

@@ -141,12 +141,7 @@ async fn serve_connection(
     stopping: &CancellationToken,
 ) {
     let accepted = tokio::time::Instant::now();
-    if let Some(size) = settings.client_send_buffer {
-        let size = usize::try_from(size).unwrap_or(usize::MAX);
-        if let Err(err) = rustix::net::sockopt::set_socket_send_buffer_size(&stream, size) {
-            tracing::debug!(%peer, %err, "cannot set the client send buffer");
-        }
-    }
+    set_send_limits(&stream, peer, settings);
     let balancers = settings.proxy_protocol.as_deref();
     let from_balancer = balancers.is_some_and(|nets| crate::config::any_contains(nets, peer.ip()));
     let (client, read_ahead) = if from_balancer {
@@ -186,6 +181,25 @@ async fn serve_connection(
         proxy, stream, shared, deadlines, settings, stopping, accepted,
     ))
     .await;
+}
+
+/// `limits.client_send_buffer` and `limits.client_unsent_buffer` on an
+/// accepted socket. The unsent limit is what keeps a client that stops
+/// reading from taking the kernel's whole send buffer (4 MiB on Debian,
+/// which the proxy would fill, copying, at the download's start).
+fn set_send_limits(stream: &tokio::net::TcpStream, peer: SocketAddr, settings: &ProxySettings) {
+    if let Some(size) = settings.client_send_buffer {
+        let size = usize::try_from(size).unwrap_or(usize::MAX);
+        if let Err(err) = rustix::net::sockopt::set_socket_send_buffer_size(stream, size) {
+            tracing::debug!(%peer, %err, "cannot set the client send buffer");
+        }
+    }
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    if let Some(bytes) = settings.client_unsent_buffer {
+        if let Err(err) = socket2::SockRef::from(stream).set_tcp_notsent_lowat(bytes) {
+            tracing::debug!(%peer, %err, "cannot set the client unsent limit");
+        }
+    }
 }
 
 /// The TLS handshake, then HTTP over it.
