@@ -840,7 +840,7 @@ class Run:
         with open(os.path.join(self.tmp, "big.bin"), "wb") as f:
             f.write(os.urandom(8 << 20))
         self.backends = []  # each one as it starts: all are stopped after a failure
-        self.backend = self.nginx_backend("backend", BACKEND_PORTS)
+        self.nginx_backend("backend", BACKEND_PORTS)
         self.nginx_backend("own-backend", (OWN_BACKEND_PORT,))
 
     def nginx_backend(self, name, ports):
